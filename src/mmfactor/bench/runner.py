@@ -1,0 +1,235 @@
+"""Run a benchmark suite: every (data set, method, seed) is trained, evaluated, and its
+records appended to ``results.jsonl`` as soon as it finishes, so an interrupted bench resumes
+where it stopped (finished runs are skipped, an unfinished training resumes from its last
+checkpoint). ``results.md`` is rewritten from the records at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mmfactor.bench.suites import Suite
+from mmfactor.config import resolve
+from mmfactor.errors import InputError
+from mmfactor.evaluate.metrics import mean_std
+from mmfactor.evaluate.protocol import PRIMARY_METRIC, evaluate, factor_target_table, format_table
+from mmfactor.io import write_text
+from mmfactor.methods.registry import available
+from mmfactor.runs import train_from_config
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a ``results.jsonl``; a torn last line (an interrupted write) is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def append_records(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    """Append in one write and flush to disk."""
+    payload = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def run_bench(
+    suite: Suite,
+    out: str | Path,
+    *,
+    methods: Iterable[str] | None = None,
+    datasets: Iterable[str] | None = None,
+    seeds: int | None = None,
+    sets: Sequence[str] = (),
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``suite`` into ``out``; returns all records of ``out/results.jsonl``."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    method_names = list(methods) if methods is not None else list(suite.methods or available())
+    known = available()
+    for m in method_names:
+        if m not in known:
+            raise InputError(f"--methods: unknown method {m!r}; available: {', '.join(known)}")
+    entries = list(suite.datasets)
+    if datasets is not None:
+        wanted = list(datasets)
+        names = [e.name for e in entries]
+        for d in wanted:
+            if d not in names:
+                raise InputError(
+                    f"--datasets: suite {suite.name!r} has no data set {d!r}; "
+                    f"it has {', '.join(names)}"
+                )
+        entries = [e for e in entries if e.name in wanted]
+    n_seeds = seeds if seeds is not None else suite.seeds
+    if n_seeds < 1:
+        raise InputError("--seeds must be at least 1")
+    # Resolve every config first, so that a bad --set fails before anything is written.
+    plan = []
+    for entry in entries:
+        for method in method_names:
+            for seed in range(n_seeds):
+                cfg = resolve(
+                    method,
+                    entry.name,
+                    data_options=entry.options,
+                    sets=sets,
+                    overrides={
+                        "train": {
+                            **entry.train,
+                            "seed": seed,
+                            "target": entry.target,
+                            "progress": False,
+                        }
+                    },
+                )
+                plan.append((entry, method, seed, cfg))
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    done = {(r["dataset"], r["method"], r["seed"]) for r in read_records(results)}
+    data_cache: dict[str, Any] = {}
+    for i, (entry, method, seed, cfg) in enumerate(plan, 1):
+        key = (entry.name, method, seed)
+        if key in done:
+            log(f"[{i}/{len(plan)}] {entry.name} {method} seed {seed}: done, skipped")
+            continue
+        log(f"[{i}/{len(plan)}] {entry.name} {method} seed {seed}: training")
+        data = data_cache.get(entry.name)
+        run, data = train_from_config(
+            cfg, out / "runs" / entry.name / method / f"seed{seed}", data=data
+        )
+        data_cache[entry.name] = data
+        records = evaluate(
+            run.model,
+            data,
+            protocol=cfg["evaluate"]["protocol"],
+            targets=entry.eval_targets,
+            missing=entry.missing,
+            seed=seed,
+            context={
+                "method": method,
+                "dataset": entry.name,
+                "seed": seed,
+                "bench_target": entry.target,
+            },
+        )
+        append_records(results, records)
+        head = _summary_line(records, entry.target)
+        log(
+            f"[{i}/{len(plan)}] {entry.name} {method} seed {seed}: {run.epochs} epochs, "
+            f"{run.train_seconds:.1f} s, {run.samples_per_second:.0f} samples/s; {head}"
+        )
+    records = read_records(results)
+    write_text(out / "results.md", results_markdown(records))
+    return records
+
+
+def _summary_line(records: list[dict[str, Any]], target: str | None) -> str:
+    for r in records:
+        if (
+            r["factors"] == "all"
+            and r["target"] == target
+            and not r["missing"]
+            and r["metric"] in PRIMARY_METRIC.values()
+        ):
+            return f"probe {r['metric']} on {target}: {r['value']:.3f}"
+    return ""
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return ""
+    m, s = mean_std(values)
+    return f"{m:.3f} ± {s:.3f}" if len(values) > 1 else f"{m:.3f}"
+
+
+def results_markdown(records: list[dict[str, Any]]) -> str:
+    """Tables of mean ± std over seeds: per data set, methods x targets (linear probe on all
+    factors, complete data), missing-modality robustness, and factors x targets per method."""
+    lines = [
+        "# Benchmark results",
+        "",
+        "Linear-probe test metric (accuracy for classes, R² for regression), mean ± std "
+        "over seeds; probes fitted on train, strength chosen on valid.",
+        "",
+    ]
+    by_data: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_data.setdefault(r["dataset"], []).append(r)
+    for dataset, recs in by_data.items():
+        recs = [r for r in recs if r["metric"] in PRIMARY_METRIC.values()]
+        methods = sorted({r["method"] for r in recs})
+        targets = sorted({r["target"] for r in recs if r["protocol"] != "head"})
+        n_seeds = len({r["seed"] for r in recs})
+        lines += [
+            f"## {dataset} ({n_seeds} seed{'s' if n_seeds > 1 else ''})",
+            "",
+            "| method | " + " | ".join(targets) + " | head | samples/s |",
+            "|---|" + "---|" * (len(targets) + 2),
+        ]
+        for m in methods:
+            mr = [r for r in recs if r["method"] == m and not r["missing"]]
+            cells = [
+                _cell(
+                    [
+                        r["value"]
+                        for r in mr
+                        if r["target"] == t and r["factors"] == "all" and r["protocol"] != "head"
+                    ]
+                )
+                for t in targets
+            ]
+            head = _cell([r["value"] for r in mr if r["protocol"] == "head"])
+            speed = {r["seed"]: r["samples_per_second"] for r in mr if r.get("samples_per_second")}
+            sps = f"{sum(speed.values()) / len(speed):.0f}" if speed else ""
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {head} | {sps} |")
+        missing_sets = sorted({tuple(r["missing"]) for r in recs if r["missing"]})
+        bench_targets = sorted({r.get("bench_target") or "" for r in recs} - {""})
+        if missing_sets:
+            lines += [
+                "",
+                "Missing modality at test time (probe on all factors, target "
+                f"{', '.join(bench_targets)}):",
+                "",
+                "| method | complete | "
+                + " | ".join(f"without {'+'.join(s)}" for s in missing_sets)
+                + " |",
+                "|---|---|" + "---|" * len(missing_sets),
+            ]
+            for m in methods:
+                mr = [
+                    r
+                    for r in recs
+                    if r["method"] == m
+                    and r["factors"] == "all"
+                    and r["target"] == r.get("bench_target")
+                    and r["protocol"] != "head"
+                ]
+                cells = [
+                    _cell([r["value"] for r in mr if tuple(r["missing"]) == s])
+                    for s in [(), *missing_sets]
+                ]
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines += ["", "Factors x targets (linear probe, complete data):", ""]
+        for m in methods:
+            metric = next(r["metric"] for r in recs if r["method"] == m)
+            table = factor_target_table([r for r in recs if r["method"] == m], metric=metric)
+            lines += [f"**{m}**", "", format_table(table), ""]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,243 @@
+"""The ``mmfactor`` command line (``product.md``, Command line).
+
+Exit codes: 0 success, 2 bad usage or bad input (one line naming the file, key or option at
+fault), 1 internal error. With ``--json`` stdout carries one JSON document and nothing else;
+progress always goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from mmfactor import __version__
+from mmfactor.errors import InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 with usage; keep it one line
+        raise InputError(f"{self.prog}: {message}")
+
+
+def _data_arg(spec: str) -> tuple[str, dict[str, Any]]:
+    """``NAME`` or ``NAME:PATH``."""
+    name, sep, path = spec.partition(":")
+    return name, ({"path": path} if sep else {})
+
+
+def _emit(obj: Any, as_json: bool, text: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from mmfactor.config import load_yaml, resolve
+    from mmfactor.runs import train_from_config
+
+    name, options = _data_arg(args.data)
+    overrides: dict[str, Any] = {"train": {}}
+    if args.epochs is not None:
+        overrides["train"]["max_epochs"] = args.epochs
+    if args.seed is not None:
+        overrides["train"]["seed"] = args.seed
+    if args.target is not None:
+        overrides["train"]["target"] = args.target
+    user = load_yaml(args.config) if args.config else None
+    cfg = resolve(
+        args.method,
+        name,
+        data_options=options,
+        config=user,
+        sets=args.set or (),
+        overrides=overrides,
+    )
+    out = Path(args.out)
+    created = not out.exists()
+    try:
+        run, _ = train_from_config(cfg, out)
+    except InputError:
+        if created:  # no partial output left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if not run.is_global_zero:  # one answer per command, not one per process
+        return 0
+    summary = {
+        "out": str(out),
+        "method": cfg["method"]["name"],
+        "data": cfg["data"]["name"],
+        "epochs": run.epochs,
+        "train_seconds": run.train_seconds,
+        "samples_per_second": run.samples_per_second,
+        "best_valid_loss": run.best_valid_loss,
+    }
+    _emit(summary, args.json, "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mmfactor.evaluate import evaluate
+    from mmfactor.evaluate.protocol import factor_target_table, format_table
+    from mmfactor.runs import load_run
+
+    model, data, cfg = load_run(args.run_dir)
+    records = evaluate(
+        model,
+        data,
+        protocol=args.protocol or cfg["evaluate"]["protocol"],
+        targets=args.targets or cfg["evaluate"]["targets"],
+        missing=args.missing or cfg["evaluate"]["missing"],
+        seed=cfg["train"]["seed"],
+        context={"method": cfg["method"]["name"], "dataset": data.name},
+    )
+    lines = []
+    for r in records:
+        miss = f" without {'+'.join(r['missing'])}" if r["missing"] else ""
+        lines.append(
+            f"{r['protocol']:>12} {r['factors']:>16} {r['target']:>12} "
+            f"{r['metric']:>10} {r['value']:.4f}{miss}"
+        )
+    metric = "accuracy" if any(r["metric"] == "accuracy" for r in records) else "r2"
+    lines += ["", format_table(factor_target_table(records, metric=metric))]
+    _emit(records, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mmfactor.bench import get_suite, run_bench
+
+    suite = get_suite(args.suite)
+
+    def split(s: str) -> list[str]:
+        return [x for x in s.split(",") if x]
+
+    records = run_bench(
+        suite,
+        args.out,
+        methods=split(args.methods) if args.methods else None,
+        datasets=split(args.datasets) if args.datasets else None,
+        seeds=args.seeds,
+        sets=args.set or (),
+    )
+    table = (Path(args.out) / "results.md").read_text()
+    _emit({"out": args.out, "suite": suite.name, "records": records}, args.json, table)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mmfactor.bench import read_records, results_markdown
+    from mmfactor.io import write_text
+
+    path = Path(args.dir) / "results.jsonl"
+    if not path.exists():
+        raise InputError(f"{path}: no such file (run `mmfactor bench --out {args.dir}` first)")
+    text = results_markdown(read_records(path))
+    write_text(Path(args.dir) / "results.md", text)
+    _emit({"results": str(Path(args.dir) / "results.md")}, args.json, text)
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from mmfactor.data import available, load
+
+    if args.action == "list":
+        names = available()
+        _emit(names, args.json, "\n".join(names))
+        return 0
+    if not args.name:
+        raise InputError("data inspect: give a data set NAME[:PATH]")
+    name, options = _data_arg(args.name)
+    summary = load(name, **options).summary()
+    lines = [f"{summary['name']}: {summary['n']} samples"]
+    lines += [
+        f"  modality {m}: {v['kind']} {tuple(v['array_shape'])}, present in {v['present']}"
+        for m, v in summary["modalities"].items()
+    ]
+    lines += [f"  split {k}: {v}" for k, v in summary["splits"].items()]
+    lines += [
+        f"  target {k}: {v['kind']}" + (f", {v['n_classes']} classes" if v["n_classes"] else "")
+        for k, v in summary["targets"].items()
+    ]
+    _emit(summary, args.json, "\n".join(lines))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="mmfactor", description="Factorized multimodal representation learning.")
+    p.add_argument("--version", action="version", version=f"mmfactor {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    f = sub.add_parser("fit", help="train a method on a data set")
+    f.add_argument("--method", required=True)
+    f.add_argument("--data", required=True, help="NAME or NAME:PATH")
+    f.add_argument("--config", help="YAML file with data/method/train/evaluate sections")
+    f.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. train.lr=1e-3 (repeatable)",
+    )
+    f.add_argument("--epochs", type=int)
+    f.add_argument("--seed", type=int)
+    f.add_argument("--target", help="the supervising target (default: the data set's)")
+    f.add_argument("--out", required=True, help="run directory (resumed if it exists)")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_fit)
+
+    e = sub.add_parser("evaluate", help="probe a trained run's factors")
+    e.add_argument("run_dir")
+    e.add_argument("--protocol", choices=["linear-probe", "mlp-probe", "knn"])
+    e.add_argument("--missing", nargs="+", default=None, metavar="MODALITY")
+    e.add_argument("--targets", nargs="+", default=None)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("bench", help="run a benchmark suite")
+    b.add_argument("suite", nargs="?", default="quick")
+    b.add_argument("--methods")
+    b.add_argument("--datasets")
+    b.add_argument("--seeds", type=int)
+    b.add_argument("--set", action="append", metavar="KEY=VALUE")
+    b.add_argument("--out", required=True)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
+
+    r = sub.add_parser("report", help="rebuild the report of a bench directory")
+    r.add_argument("dir")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("data", help="list or inspect data sets")
+    d.add_argument("action", choices=["list", "inspect"])
+    d.add_argument("name", nargs="?")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except InputError as exc:
+        print(f"mmfactor: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmfactor: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal error: keep the traceback for bug reports
+        import traceback
+
+        traceback.print_exc()
+        print(f"mmfactor: internal error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Per-modality encoders: a registry of ``nn.Module`` s mapping one modality's batch tensor to a
+``(B, out_dim)`` embedding.
+
+Every encoder has ``forward(x, mask=None) -> (B, out_dim)`` and an ``out_dim`` attribute.
+Input shapes follow :class:`mmfactor.data.batching.Batch`: vectors ``(B, D)``, sequences
+``(B, T, D)`` padded at the end with ``mask`` ``(B, T)`` bool (``True`` at real steps; ``None``
+means every step is real), images ``(B, C, H, W)``.
+
+Registered names:
+
+- ``mlp`` (vectors; images are flattened): :class:`~mmfactor.encoders.mlp.MLPEncoder`;
+- ``identity`` / ``linear`` (precomputed vector features):
+  :class:`~mmfactor.encoders.mlp.IdentityEncoder`, :class:`~mmfactor.encoders.mlp.LinearEncoder`;
+- ``gru`` / ``transformer`` (sequences, padding-invariant):
+  :class:`~mmfactor.encoders.sequence.GRUEncoder`,
+  :class:`~mmfactor.encoders.sequence.TransformerEncoder`;
+- ``cnn`` (images): :class:`~mmfactor.encoders.image.CNNEncoder`.
+
+Example:
+    >>> from mmfactor.data.dataset import ModalitySpec
+    >>> enc = build_encoder("gru", ModalitySpec("audio", "sequence", (74,)), 64, hidden=32)
+    >>> enc(torch.randn(8, 20, 74), torch.ones(8, 20, dtype=torch.bool)).shape
+    torch.Size([8, 64])
+
+Options may be *scoped* so that one options dict can serve a data set with several kinds of
+modality (methods pass the same ``encoder_options`` to every encoder): a key that is a
+modality kind (``"vector"``), an encoder name (``"gru"``) or the modality's name, holding a
+mapping, applies only to matching encoders and overrides unscoped options (modality name
+beats encoder name beats kind); mappings under any other key are taken for scopes of other
+encoders and skipped. For example
+``{"hidden": [512, 512, 512], "gru": {"hidden": 30}}`` gives vectors a 3-layer MLP and sequences a
+GRU(30) (the FactorCL MIMIC setting).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from mmfactor.data.dataset import ModalitySpec
+from mmfactor.errors import InputError, unknown_name
+
+__all__ = [
+    "Encoder",
+    "available_encoders",
+    "build_encoder",
+    "encoder_options",
+    "register_encoder",
+]
+
+
+class Encoder(nn.Module):
+    """Base class: checks the modality kind and ``out_dim``; subclasses set ``kinds``.
+
+    Constructors take ``(spec, out_dim, **options)`` with keyword-only options and raise
+    :class:`~mmfactor.errors.InputError` on invalid values.
+    """
+
+    kinds: ClassVar[tuple[str, ...]] = ()
+    registry_name: ClassVar[str] = ""
+
+    def __init__(self, spec: ModalitySpec, out_dim: int) -> None:
+        super().__init__()
+        name = self.registry_name or type(self).__name__
+        if spec.kind not in self.kinds:
+            raise InputError(
+                f"encoder {name!r} cannot encode {spec.kind} modality {spec.name!r}; it takes "
+                f"{' or '.join(self.kinds)} modalities"
+            )
+        self.spec = spec
+        self.out_dim = check_int(name, "out_dim", out_dim, minimum=1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _as_input(self, x: torch.Tensor) -> torch.Tensor:
+        # Data sets hold NumPy arrays of any dtype (float64 from users, uint8 images); cast to
+        # the parameters' dtype here so callers need not care. A no-op in the common case.
+        p = next(self.parameters(), None)
+        dtype = p.dtype if p is not None else torch.get_default_dtype()
+        return x if x.dtype == dtype else x.to(dtype)
+
+
+E = TypeVar("E", bound=type[Encoder])
+_REGISTRY: dict[str, type[Encoder]] = {}
+
+
+def register_encoder(name: str) -> Callable[[E], E]:
+    """Class decorator adding an :class:`Encoder` subclass to the registry under ``name``."""
+
+    def add(cls: E) -> E:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"encoder {name!r} is already registered")
+        if "registry_name" not in vars(cls):  # subclasses of registered encoders get their own
+            cls.registry_name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def available_encoders() -> list[str]:
+    """The registered encoder names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def encoder_options(name: str) -> dict[str, Any]:
+    """The options an encoder accepts, with their defaults."""
+    if name not in _REGISTRY:
+        raise unknown_name("encoder", name, list(_REGISTRY))
+    params = list(inspect.signature(_REGISTRY[name].__init__).parameters.values())
+    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def build_encoder(name: str, spec: ModalitySpec, out_dim: int, **options: Any) -> nn.Module:
+    """Build the encoder ``name`` for one modality, with output width ``out_dim``.
+
+    Args:
+        name: a registered name (see :func:`available_encoders`).
+        spec: the modality's :class:`~mmfactor.data.dataset.ModalitySpec`.
+        out_dim: width of the embedding.
+        **options: the encoder's keyword options, possibly scoped (see the module docstring).
+
+    Raises:
+        InputError: unknown name, unknown or invalid option, or a modality kind the encoder
+            cannot take.
+    """
+    if name not in _REGISTRY:
+        raise unknown_name("encoder", name, list(_REGISTRY))
+    resolved = _resolve_scoped(name, spec, options)
+    accepted = encoder_options(name)
+    for key in resolved:
+        if key not in accepted:
+            raise InputError(
+                f"encoder {name!r}: unknown option {key!r}; options: "
+                f"{', '.join(accepted) or '(none)'}"
+            )
+    return _REGISTRY[name](spec, out_dim, **resolved)
+
+
+def _resolve_scoped(name: str, spec: ModalitySpec, options: Mapping[str, Any]) -> dict[str, Any]:
+    # A mapping under a key that is not one of this encoder's options is a scope; scopes
+    # naming other kinds, encoders or modalities (which this call cannot know) are skipped.
+    accepted = encoder_options(name)
+    flat = {k: v for k, v in options.items() if k in accepted or not isinstance(v, Mapping)}
+    for scope in (spec.kind, name, spec.name):  # increasing precedence
+        value = options.get(scope)
+        if isinstance(value, Mapping):
+            flat.update(value)
+    return flat
+
+
+# --- argument checks shared by the encoders ------------------------------------------------
+
+
+def check_int(encoder: str, option: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(
+            f"encoder {encoder!r}: option {option!r} must be an integer >= {minimum}, got {value!r}"
+        )
+    return int(value)
+
+
+def check_int_list(encoder: str, option: str, value: Any, minimum: int = 1) -> list[int]:
+    values = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(values, (list, tuple)):
+        raise InputError(
+            f"encoder {encoder!r}: option {option!r} must be an integer or a list of integers, "
+            f"got {value!r}"
+        )
+    return [check_int(encoder, option, v, minimum) for v in values]
+
+
+def check_probability(encoder: str, option: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise InputError(
+            f"encoder {encoder!r}: option {option!r} must be a number in [0, 1), got {value!r}"
+        )
+    return float(value)
+
+
+def check_choice(encoder: str, option: str, value: Any, choices: Mapping[str, Any]) -> Any:
+    if not isinstance(value, str) or value not in choices:
+        raise InputError(
+            f"encoder {encoder!r}: option {option!r} must be one of {', '.join(choices)}, "
+            f"got {value!r}"
+        )
+    return choices[value]
+
+
+def check_bool(encoder: str, option: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(
+            f"encoder {encoder!r}: option {option!r} must be true or false, got {value!r}"
+        )
+    return value
+
+
+# Importing the modules registers their encoders; they import the names above, which exist
+# by now, so the circular import is safe.
+from mmfactor.encoders import image, mlp, sequence  # noqa: E402
+
+__all__ += ["image", "mlp", "sequence"]

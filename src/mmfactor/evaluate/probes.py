@@ -1,0 +1,525 @@
+"""Method-agnostic probes on feature arrays: linear, MLP and k-nearest-neighbour.
+
+A probe is fitted on the train split; its one hyper-parameter (regularisation strength, or
+``k``) is chosen on the valid split from a fixed grid; the model kept is the one trained on
+train with the selected value (valid is never trained on, and the test split is never seen
+here). Features are standardised with train statistics.
+
+Protocols:
+
+- ``linear-probe``: multinomial logistic regression (lbfgs), ``C`` from :data:`LINEAR_C_GRID`,
+  fitted to convergence (a fit that raises scikit-learn's ``ConvergenceWarning`` is retried
+  with a larger iteration budget, and dropped from the grid if it still does not converge,
+  so no such warning ever leaks). Regression: ridge on the standardised target, ``alpha``
+  from :data:`RIDGE_LAMBDA_GRID` (times the number of train samples).
+- ``mlp-probe``: one hidden layer of 256 ReLU units (Adam), L2 ``alpha`` from
+  :data:`MLP_ALPHA_GRID`, a fixed epoch budget, no early stopping.
+- ``knn``: ``k`` from :data:`KNN_K_GRID` (capped at the number of train samples).
+
+Selection criterion on valid: accuracy for classification (ties broken by the lower valid
+log-loss), R^2 for regression.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from threadpoolctl import threadpool_limits
+
+from mmfactor.errors import InputError
+from mmfactor.evaluate.metrics import classification_metrics, regression_metrics
+
+PROTOCOLS = ("linear-probe", "mlp-probe", "knn")
+TASK_KINDS = ("classification", "regression")
+
+#: scikit-learn's inverse L2 strength ``C`` (objective: sum of log-losses + ``||w||^2 / 2C``),
+#: visited from strong to weak regularisation so each fit warm-starts from the previous one.
+LINEAR_C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2)
+#: lbfgs iteration budgets tried in turn for one ``C``; each fit stops at ``LINEAR_TOL`` first.
+LINEAR_MAX_ITER = (1_000, 10_000)
+#: lbfgs tolerance on the projected gradient of the *mean* log-loss (scikit-learn scales the
+#: objective by 1 / (C n)), the scikit-learn default.
+LINEAR_TOL = 1e-4
+#: Ridge strength per train sample: ``alpha = lambda * n_train`` on the sum of squared
+#: errors, i.e. ``lambda`` on the mean squared error of the standardised target, so the grid
+#: means the same at every data set size.
+RIDGE_LAMBDA_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1)
+MLP_HIDDEN = 256
+MLP_ALPHA_GRID = (1e-4, 1e-2, 1.0)
+#: Epoch budget of the MLP probe (Adam, batches of 200). It often stops earlier (training
+#: loss flat for 10 epochs); on 2000 x 300 features valid accuracy moved by < 0.01 between
+#: 50, 100 and 200 epochs, at 2-3 s per 100 epochs. Reaching the budget is part of the
+#: protocol, not an error: the probe's ``converged`` attribute records it, and the
+#: ``ConvergenceWarning`` is not propagated.
+MLP_MAX_ITER = 100
+KNN_K_GRID = (1, 5, 15, 31)
+#: Below this many train feature values (N * D), BLAS and OpenMP run single-threaded inside
+#: a probe. Its products are then small enough that thread synchronisation dominates, and
+#: worse, OpenBLAS / OpenMP threads spin while waiting: on 2 cores shared with another busy
+#: process, the 2000 x 300, 10-class lbfgs path took 30 s with 2 threads and 1 s with one,
+#: and the MLP probe ran 5x slower.
+SINGLE_THREAD_BELOW = 8_000_000
+
+# Smallest probability used in the valid log-loss tie-break (labels unseen in train get it).
+_PROB_FLOOR = 1e-12
+
+
+class _Standardizer:
+    """``(x - mean) / std`` per feature, with statistics of the train split.
+
+    A feature that is constant on train (std zero, or at rounding level relative to its
+    mean) is mapped to 0 everywhere: it carries no train information, and scaling by a
+    vanishing std would blow up rounding noise or any variation it has at test time.
+    """
+
+    def __init__(self, X: np.ndarray) -> None:
+        X64 = X.astype(np.float64, copy=False)
+        self.mean = X64.mean(axis=0)
+        std = X64.std(axis=0)
+        constant = std <= 1e-9 * np.abs(self.mean)
+        self.inv_std = np.where(constant, 0.0, 1.0 / np.where(constant, 1.0, std))
+
+    def __call__(self, X: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+        # Subtract and scale in float64 (features may be large and offset), then cast.
+        return ((X - self.mean) * self.inv_std).astype(dtype, copy=False)
+
+
+class _Ridge:
+    """Linear model ``X @ coef`` on standardised features (intercept 0: all centred)."""
+
+    def __init__(self, coef: np.ndarray) -> None:
+        self.coef = coef
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef
+
+
+class Probe:
+    """A fitted probe.
+
+    Attributes:
+        protocol: one of :data:`PROTOCOLS`.
+        task_kind: ``"classification"`` or ``"regression"``.
+        selected: the hyper-parameter chosen on valid, e.g. ``{"C": 0.1}``,
+            ``{"alpha": 20.0}``, ``{"n_neighbors": 15}``.
+        valid_score: the selected model's valid accuracy (classification) or R^2
+            (regression).
+        grid_scores: valid score of every grid value tried (``nan`` for a value whose fit did
+            not converge and was dropped).
+        n_features: number of input features.
+        n_classes: ``K``, one more than the largest label seen in train or valid (0 for
+            regression); the width of :meth:`predict_scores`.
+        converged: whether the kept model's optimiser met its tolerance (always true for the
+            linear probe; the MLP probe may stop at its epoch budget).
+    """
+
+    def __init__(
+        self,
+        protocol: str,
+        task_kind: str,
+        model: Any,
+        scaler: _Standardizer,
+        selected: dict[str, float | int],
+        valid_score: float,
+        grid_scores: dict[float | int, float],
+        n_features: int,
+        n_classes: int = 0,
+        y_mean: float = 0.0,
+        y_std: float = 1.0,
+        converged: bool = True,
+        dtype: type = np.float64,
+        threads: int | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.task_kind = task_kind
+        self.model = model
+        self.selected = selected
+        self.valid_score = valid_score
+        self.grid_scores = grid_scores
+        self.n_features = n_features
+        self.n_classes = n_classes
+        self.converged = converged
+        self._scaler = scaler
+        self._y_mean = y_mean
+        self._y_std = y_std
+        self._dtype = dtype
+        self._threads = threads
+
+    def __repr__(self) -> str:
+        return (
+            f"Probe({self.protocol!r}, {self.task_kind!r}, selected={self.selected}, "
+            f"valid_score={self.valid_score:.4f})"
+        )
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        X = _check_features(X, "X")
+        if X.shape[1] != self.n_features:
+            raise InputError(
+                f"X has {X.shape[1]} features; the probe was fitted on {self.n_features}"
+            )
+        return self._scaler(X, self._dtype)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class labels ``(N,)`` (int64) or regression values ``(N,)`` (float64) for ``X``
+        ``(N, D)``."""
+        Z = self._features(X)
+        with threadpool_limits(limits=self._threads):
+            out = np.asarray(self.model.predict(Z))
+        if self.task_kind == "classification":
+            return out.astype(np.int64)
+        return out.astype(np.float64).reshape(-1) * self._y_std + self._y_mean
+
+    def predict_scores(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(N, K)`` (zero columns for classes absent from train), or
+        regression values ``(N,)``, for ``X`` ``(N, D)``."""
+        if self.task_kind == "regression":
+            return self.predict(X)
+        Z = self._features(X)
+        with threadpool_limits(limits=self._threads):
+            proba = self.model.predict_proba(Z)
+        out = np.zeros((proba.shape[0], self.n_classes), dtype=np.float64)
+        out[:, self.model.classes_] = proba
+        return out
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_features(X: Any, name: str) -> np.ndarray:
+    arr = np.asarray(X)
+    if arr.dtype == bool:
+        arr = arr.astype(np.float32)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise InputError(f"{name} must be 2-D (samples, features), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{name} is empty: shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.floating):
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad = int(arr.size - np.count_nonzero(finite))
+            raise InputError(
+                f"{name} contains {bad} non-finite value(s) (NaN or inf); probes need "
+                "finite features"
+            )
+    return arr
+
+
+def _check_labels(y: Any, n: int, task_kind: str, name: str) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise InputError(f"{name} must be 1-D (samples,), got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise InputError(f"{name} has {arr.shape[0]} labels but the features have {n} rows")
+    if arr.dtype == bool:
+        arr = arr.astype(np.int64)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{name} contains non-finite value(s) (NaN or inf)")
+    if task_kind == "regression":
+        return arr.astype(np.float64, copy=False)
+    if (arr < 0).any() or (np.issubdtype(arr.dtype, np.floating) and (arr != np.round(arr)).any()):
+        raise InputError(f"{name}: classification labels must be integers 0..K-1")
+    return arr.astype(np.int64, copy=False)
+
+
+def _check_split(split: Any, task_kind: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        X, y = split
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a pair (X, y)") from None
+    X = _check_features(X, f"{name} X")
+    return X, _check_labels(y, X.shape[0], task_kind, f"{name} y")
+
+
+# --------------------------------------------------------------------------- selection
+
+
+class _Fitted(NamedTuple):
+    model: Any
+    selected: dict[str, float | int]
+    key: tuple[float, float]  # (valid score, tie-break) of the kept model
+    grid_scores: dict[float | int, float]
+    converged: bool
+
+
+def _class_key(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> tuple[float, float]:
+    """(valid accuracy, -valid log-loss) of class probabilities ``(M, len(classes))``.
+
+    The log-loss only breaks accuracy ties (frequent on small valid splits), in favour of the
+    better calibrated model; a label absent from train gets probability ``_PROB_FLOOR``.
+    """
+    acc = float(np.mean(classes[np.argmax(proba, axis=1)] == y))
+    col = np.searchsorted(classes, y).clip(max=len(classes) - 1)
+    p_true = np.where(classes[col] == y, proba[np.arange(len(y)), col], 0.0)
+    return acc, float(np.mean(np.log(np.maximum(p_true, _PROB_FLOOR))))
+
+
+def _reg_key(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    return regression_metrics(y, pred)["r2"], 0.0
+
+
+def _fit_converged(model: LogisticRegression, X: np.ndarray, y: np.ndarray) -> bool:
+    """Fit ``model`` with growing iteration budgets; False if it never converges.
+
+    The ConvergenceWarning is raised as an error so an unconverged fit is never kept (the
+    warm-start coefficients of the model stay those of its last converged fit).
+    """
+    for max_iter in LINEAR_MAX_ITER:
+        model.set_params(max_iter=max_iter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            try:
+                model.fit(X, y)
+            except ConvergenceWarning:
+                continue
+        return True
+    return False
+
+
+def _linear_classifier(Z: np.ndarray, y: np.ndarray, Zv: np.ndarray, yv: np.ndarray) -> _Fitted:
+    # Warm starts along the increasing-C path: each solution is a good start for the next,
+    # weaker-regularised problem, which cuts lbfgs iterations several-fold.
+    # lbfgs is deterministic (no seed); L2 and the multinomial loss are 1.9's defaults.
+    model = LogisticRegression(tol=LINEAR_TOL, warm_start=True)
+    best: tuple[float, float] | None = None
+    best_model: LogisticRegression | None = None
+    grid_scores: dict[float | int, float] = {}
+    for C in LINEAR_C_GRID:
+        model.set_params(C=C)
+        if not _fit_converged(model, Z, y):
+            grid_scores[C] = float("nan")
+            continue
+        key = _class_key(yv, model.predict_proba(Zv), model.classes_)
+        grid_scores[C] = key[0]
+        if best is None or key > best:
+            # The path model moves on; keep a copy of this fit (coefficients: K x D floats).
+            best, best_model = key, copy.deepcopy(model)
+    if best is None or best_model is None:
+        # C = 1e-3 is strongly convex and converges in a few iterations; not expected.
+        raise RuntimeError("linear probe: no value of C converged")
+    return _Fitted(best_model, {"C": float(best_model.C)}, best, grid_scores, True)
+
+
+def _ridge(
+    Z: np.ndarray, t: np.ndarray, Zv: np.ndarray, yv: np.ndarray, y_mean: float, y_std: float
+) -> _Fitted:
+    # One thin SVD gives the ridge solution for every alpha:
+    # w(alpha) = V diag(s / (s^2 + alpha)) U^T t. Z and t are centred: no intercept.
+    U, s, Vt = np.linalg.svd(Z, full_matrices=False)
+    Ut_t = U.T @ t
+    Pv = Zv @ Vt.T
+    best: tuple[float, float] | None = None
+    best_alpha = 0.0
+    grid_scores: dict[float | int, float] = {}
+    for lam in RIDGE_LAMBDA_GRID:
+        alpha = lam * Z.shape[0]
+        pred = (Pv @ (s / (s * s + alpha) * Ut_t)) * y_std + y_mean
+        key = _reg_key(yv, pred)
+        grid_scores[alpha] = key[0]
+        if best is None or key > best:
+            best, best_alpha = key, alpha
+    assert best is not None
+    coef = Vt.T @ (s / (s * s + best_alpha) * Ut_t)
+    return _Fitted(_Ridge(coef), {"alpha": float(best_alpha)}, best, grid_scores, True)
+
+
+def _mlp(
+    task_kind: str,
+    Z: np.ndarray,
+    t: np.ndarray,
+    Zv: np.ndarray,
+    yv: np.ndarray,
+    y_mean: float,
+    y_std: float,
+    seed: int,
+) -> _Fitted:
+    cls = MLPClassifier if task_kind == "classification" else MLPRegressor
+    best: tuple[float, float] | None = None
+    best_model: Any = None
+    grid_scores: dict[float | int, float] = {}
+    for alpha in MLP_ALPHA_GRID:
+        model = cls(
+            hidden_layer_sizes=(MLP_HIDDEN,),
+            alpha=alpha,
+            max_iter=MLP_MAX_ITER,
+            early_stopping=False,
+            random_state=seed,
+        )
+        with warnings.catch_warnings():
+            # Reaching the epoch budget is part of the protocol (see MLP_MAX_ITER); it is
+            # recorded in Probe.converged instead of warned about.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(Z, t)
+        if task_kind == "classification":
+            key = _class_key(yv, model.predict_proba(Zv), model.classes_)
+        else:
+            key = _reg_key(yv, model.predict(Zv) * y_std + y_mean)
+        grid_scores[alpha] = key[0]
+        if best is None or key > best:
+            best, best_model = key, model
+    assert best is not None
+    converged = bool(best_model.n_iter_ < MLP_MAX_ITER)
+    return _Fitted(best_model, {"alpha": float(best_model.alpha)}, best, grid_scores, converged)
+
+
+def _knn(
+    task_kind: str,
+    Z: np.ndarray,
+    t: np.ndarray,
+    Zv: np.ndarray,
+    yv: np.ndarray,
+    y_mean: float,
+    y_std: float,
+) -> _Fitted:
+    # One neighbour query with the largest k serves the whole grid: the k nearest are the
+    # first k columns of the sorted neighbour list.
+    grid = sorted({min(k, Z.shape[0]) for k in KNN_K_GRID})
+    classification = task_kind == "classification"
+    if classification:
+        fitted = KNeighborsClassifier(n_neighbors=grid[-1]).fit(Z, t)
+        classes = fitted.classes_
+        codes = np.searchsorted(classes, t)  # neighbour labels as columns of classes
+    else:
+        fitted = KNeighborsRegressor(n_neighbors=grid[-1]).fit(Z, t)
+    neigh = fitted.kneighbors(Zv, return_distance=False)  # (M, k_max), nearest first
+    rows = np.arange(Zv.shape[0])[:, None]
+    best: tuple[float, float] | None = None
+    best_k = grid[0]
+    grid_scores: dict[float | int, float] = {}
+    for k in grid:
+        if classification:
+            counts = np.zeros((Zv.shape[0], len(classes)))
+            np.add.at(counts, (rows, codes[neigh[:, :k]]), 1.0)
+            key = _class_key(yv, counts / k, classes)
+        else:
+            key = _reg_key(yv, t[neigh[:, :k]].mean(axis=1) * y_std + y_mean)
+        grid_scores[k] = key[0]
+        if best is None or key > best:
+            best, best_k = key, k
+    assert best is not None
+    fitted.set_params(n_neighbors=best_k)  # k is a query-time parameter: no refit needed
+    return _Fitted(fitted, {"n_neighbors": int(best_k)}, best, grid_scores, True)
+
+
+def _fit(
+    protocol: str,
+    task_kind: str,
+    Z: np.ndarray,
+    t: np.ndarray,
+    Zv: np.ndarray,
+    yv: np.ndarray,
+    y_mean: float,
+    y_std: float,
+    seed: int,
+) -> _Fitted:
+    if protocol == "linear-probe":
+        if task_kind == "classification":
+            return _linear_classifier(Z, t, Zv, yv)
+        return _ridge(Z, t, Zv, yv, y_mean, y_std)
+    if protocol == "mlp-probe":
+        return _mlp(task_kind, Z, t, Zv, yv, y_mean, y_std, seed)
+    return _knn(task_kind, Z, t, Zv, yv, y_mean, y_std)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def fit_probe(
+    protocol: str,
+    task_kind: str,
+    train: tuple[np.ndarray, np.ndarray],
+    valid: tuple[np.ndarray, np.ndarray],
+    seed: int = 0,
+) -> Probe:
+    """Fit a probe on ``train``, choosing its hyper-parameter on ``valid``.
+
+    Args:
+        protocol: ``"linear-probe"``, ``"mlp-probe"`` or ``"knn"``.
+        task_kind: ``"classification"`` (labels are integers ``0..K-1``) or ``"regression"``
+            (float targets).
+        train: ``(X, y)`` with ``X`` ``(N, D)`` real features and ``y`` ``(N,)`` labels.
+        valid: ``(X, y)`` with ``X`` ``(M, D)`` and ``y`` ``(M,)``; used only for selection.
+        seed: seeds the MLP's initialisation and batch order.
+
+    Raises:
+        InputError: unknown protocol or task kind; malformed, mismatched or non-finite
+            arrays; fewer than two classes in the train labels.
+    """
+    if protocol not in PROTOCOLS:
+        raise InputError(f"unknown protocol {protocol!r}; protocols: {', '.join(PROTOCOLS)}")
+    if task_kind not in TASK_KINDS:
+        raise InputError(f"unknown task kind {task_kind!r}; kinds: {', '.join(TASK_KINDS)}")
+    X, y = _check_split(train, task_kind, "train")
+    Xv, yv = _check_split(valid, task_kind, "valid")
+    if Xv.shape[1] != X.shape[1]:
+        raise InputError(f"valid X has {Xv.shape[1]} features but train X has {X.shape[1]}")
+    classification = task_kind == "classification"
+    n_classes = 0
+    if classification:
+        if np.unique(y).size < 2:
+            raise InputError("train y: classification needs at least 2 classes in train")
+        n_classes = int(max(y.max(), yv.max())) + 1
+
+    scaler = _Standardizer(X)
+    y_mean, y_std = 0.0, 1.0
+    t = y
+    if not classification:
+        # Standardised target: the ridge / MLP regularisation then means the same for any
+        # target scale. A constant target keeps std 1 (predictions are then its mean).
+        y_mean = float(y.mean())
+        y_std = float(y.std())
+        if y_std <= 1e-9 * abs(y_mean):  # constant up to rounding
+            y_std = 1.0
+        t = (y - y_mean) / y_std
+
+    # float64 where lbfgs line searches or the SVD need it; float32 halves the cost of the
+    # MLP's and k-NN's dense products, where it costs no accuracy.
+    dtype = np.float64 if protocol == "linear-probe" else np.float32
+    Z, Zv = scaler(X, dtype), scaler(Xv, dtype)
+    threads = 1 if X.size < SINGLE_THREAD_BELOW else None
+    with threadpool_limits(limits=threads):
+        fitted = _fit(protocol, task_kind, Z, t, Zv, yv, y_mean, y_std, seed)
+    return Probe(
+        protocol,
+        task_kind,
+        fitted.model,
+        scaler,
+        fitted.selected,
+        float(fitted.key[0]),
+        fitted.grid_scores,
+        n_features=X.shape[1],
+        n_classes=n_classes,
+        y_mean=y_mean,
+        y_std=y_std,
+        converged=fitted.converged,
+        dtype=dtype,
+        threads=threads,
+    )
+
+
+def score_probe(probe: Probe, X: np.ndarray, y: np.ndarray, task_kind: str) -> dict[str, float]:
+    """Metrics of ``probe`` on ``X`` ``(N, D)`` against labels ``y`` ``(N,)``.
+
+    Classification: ``accuracy``, ``f1_macro``, ``f1_weighted``; regression: ``mse``,
+    ``mae``, ``r2``, ``corr`` (see :mod:`mmfactor.evaluate.metrics`).
+    """
+    if task_kind != probe.task_kind:
+        raise InputError(f"task kind {task_kind!r} does not match the probe's {probe.task_kind!r}")
+    X = _check_features(X, "X")
+    y = _check_labels(y, X.shape[0], task_kind, "y")
+    pred = probe.predict(X)
+    if task_kind == "classification":
+        return classification_metrics(y, pred)
+    return regression_metrics(y, pred)

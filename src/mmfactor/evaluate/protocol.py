@@ -1,0 +1,192 @@
+"""``encode`` and ``evaluate``: method-agnostic evaluation on :class:`Factors`.
+
+Every method is evaluated the same way: factors of the train / valid / test splits, a probe
+fitted on train (its strength chosen on valid) and scored on test, for each factor block
+(``shared``, ``specific:<m>``, ``all``) and each requested target. Missing-modality
+robustness: the test split is encoded with a modality's presence flags set false, while the
+probe is still trained on complete data, as a user with a trained model would face it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmfactor import __version__
+from mmfactor.data.batching import make_loader
+from mmfactor.data.dataset import MultimodalDataset
+from mmfactor.errors import InputError
+from mmfactor.evaluate.metrics import classification_metrics, regression_metrics
+from mmfactor.evaluate.probes import PROTOCOLS, fit_probe, score_probe
+from mmfactor.methods.base import Factors, Method
+
+PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}
+
+
+@torch.no_grad()
+def encode(
+    model: Method, data: MultimodalDataset, batch_size: int = 1024, split: str | None = None
+) -> Factors:
+    """Factors of every sample of ``data`` (or of one split), as NumPy arrays, in order."""
+    idx = data.indices(split) if split else np.arange(len(data))
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    parts = [
+        model.encode(b.to(device)).map(lambda t: t.detach().cpu())
+        for b in make_loader(data, idx, batch_size)
+    ]
+    model.train(was_training)
+    return Factors.concat(parts)
+
+
+@torch.no_grad()
+def predict(
+    model: Method, data: MultimodalDataset, split: str, batch_size: int = 1024
+) -> np.ndarray | None:
+    """The method's own head output on one split (``None`` for methods without a head)."""
+    if not model.has_head:
+        return None
+    model.eval()
+    device = next(model.parameters()).device
+    outs = []
+    for b in make_loader(data, data.indices(split), batch_size):
+        out = model.predict(b.to(device))
+        assert out is not None, f"{model.name} has a head but predicted nothing"
+        outs.append(out)
+    return torch.cat(outs).cpu().numpy()
+
+
+def evaluate(
+    model: Method,
+    data: MultimodalDataset,
+    protocol: str = "linear-probe",
+    targets: Iterable[str] | None = None,
+    missing: Sequence[str] = (),
+    factors: Iterable[str] | None = None,
+    seed: int = 0,
+    batch_size: int = 1024,
+    context: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Result records (the fields of a bench ``results.jsonl`` line) for ``model`` on ``data``.
+
+    Args:
+        protocol: ``linear-probe``, ``mlp-probe`` or ``knn``.
+        targets: target names to probe (default: all of the data set's targets).
+        missing: modalities to drop at test time, one at a time; the complete-data
+            evaluation is always included (records with ``missing: []``).
+        factors: factor blocks to probe (default: all of ``shared``, ``specific:<m>``, ``all``).
+        context: extra fields for every record (``method``, ``dataset``, ``seed``, ...).
+
+    Records have ``protocol``, ``factors``, ``target``, ``metric``, ``value``, ``split``
+    (``test``), ``missing``, plus the training time figures if the model was trained by
+    :func:`mmfactor.fit`. A method with a prediction head adds ``protocol: "head"``,
+    ``factors: "prediction"`` records for the target it was trained on.
+    """
+    if protocol not in PROTOCOLS:
+        raise InputError(f"unknown protocol {protocol!r}; protocols: {', '.join(PROTOCOLS)}")
+    target_names = list(targets) if targets is not None else data.target_names
+    for t in target_names:
+        data.target(t)
+    for m in missing:
+        if m not in data.modalities:
+            raise InputError(f"--missing {m!r}: modalities are {', '.join(data.modalities)}")
+    stats = getattr(model, "train_stats", {})
+    base = {
+        "method": model.name,
+        "dataset": data.name,
+        "seed": seed,
+        "split": "test",
+        "train_seconds": stats.get("train_seconds"),
+        "samples_per_second": stats.get("samples_per_second"),
+        "trained_on": stats.get("target"),
+        "version": __version__,
+        **(context or {}),
+    }
+    train_f = encode(model, data, batch_size, "train").blocks()
+    valid_f = encode(model, data, batch_size, "valid").blocks()
+    blocks = list(factors) if factors is not None else list(train_f)
+    for b in blocks:
+        if b not in train_f:
+            raise InputError(
+                f"method {model.name!r} has no factor block {b!r}; blocks: {', '.join(train_f)}"
+            )
+    test_sets: dict[tuple[str, ...], MultimodalDataset] = {(): data}
+    test_sets.update({(m,): data.with_missing([m]) for m in missing})
+    test_f = {k: encode(model, d, batch_size, "test").blocks() for k, d in test_sets.items()}
+
+    records: list[dict[str, Any]] = []
+    for t in target_names:
+        tgt = data.targets[t]
+        y_train, y_valid, y_test = (tgt.values[data.indices(s)] for s in ("train", "valid", "test"))
+        for b in blocks:
+            probe = fit_probe(
+                protocol, tgt.kind, (train_f[b], y_train), (valid_f[b], y_valid), seed=seed
+            )
+            for miss, feats in test_f.items():
+                scores = score_probe(probe, feats[b], y_test, tgt.kind)
+                records += _records(base, t, b, protocol, scores, list(miss))
+    trained_on = stats.get("target")
+    if model.has_head and trained_on in target_names:
+        tgt = data.targets[trained_on]
+        y_test = tgt.values[data.indices("test")]
+        for miss, d in test_sets.items():
+            out = predict(model, d, "test", batch_size)
+            assert out is not None
+            scores = (
+                classification_metrics(y_test, out.argmax(1))
+                if tgt.kind == "classification"
+                else regression_metrics(y_test, out.reshape(-1))
+            )
+            records += _records(base, trained_on, "prediction", "head", scores, list(miss))
+    return records
+
+
+def _records(
+    base: dict[str, Any],
+    target: str,
+    factors: str,
+    protocol: str,
+    scores: dict[str, float],
+    missing: list[str],
+) -> list[dict[str, Any]]:
+    return [
+        {
+            **base,
+            "target": target,
+            "factors": factors,
+            "protocol": protocol,
+            "metric": metric,
+            "value": float(value),
+            "missing": missing,
+        }
+        for metric, value in scores.items()
+    ]
+
+
+def factor_target_table(
+    records: Iterable[dict[str, Any]], metric: str = "accuracy", protocol: str = "linear-probe"
+) -> dict[str, dict[str, float]]:
+    """Factors x targets: mean ``metric`` over seeds for each (factor block, target), on
+    complete test data. ``table[factor][target]``."""
+    acc: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        if r["metric"] == metric and r["protocol"] == protocol and not r["missing"]:
+            acc.setdefault((r["factors"], r["target"]), []).append(r["value"])
+    table: dict[str, dict[str, float]] = {}
+    for (f, t), vals in acc.items():
+        table.setdefault(f, {})[t] = float(np.mean(vals))
+    return table
+
+
+def format_table(table: dict[str, dict[str, float]]) -> str:
+    """A Markdown rendering of :func:`factor_target_table`."""
+    targets = sorted({t for row in table.values() for t in row})
+    lines = ["| factors | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
+    for f, row in table.items():
+        cells = [f"{row[t]:.3f}" if t in row else "" for t in targets]
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,10 @@
+"""Methods: one file per method, each on :class:`~mmfactor.methods.base.Method`.
+
+``build(name, modalities, **overrides)`` makes one; ``available()`` lists them.
+"""
+
+from mmfactor.methods import clip, cross_self, supcon, supervised  # noqa: F401  (registers)
+from mmfactor.methods.base import Factors, Loss, Method
+from mmfactor.methods.registry import available, build, default_config, hyperparameters
+
+__all__ = ["Factors", "Loss", "Method", "available", "build", "default_config", "hyperparameters"]

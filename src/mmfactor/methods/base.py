@@ -1,0 +1,214 @@
+"""The method contract shared by every method: :class:`Factors`, :class:`Loss`, :class:`Method`.
+
+A method is an ``nn.Module`` with
+
+- ``encode(batch) -> Factors``: the representation, split into a ``shared`` part and one
+  ``specific`` part per modality (evaluation only ever sees ``Factors``);
+- ``loss(batch) -> Loss``: the training objective, a total plus named parts for logging;
+- optionally ``predict(batch)``: its own prediction head's output;
+- optionally estimator networks (CLUB, MINE critics, adversaries): ``estimator_parameters()``
+  and ``estimator_loss(batch, state)``. The training engine alternates a main step on all
+  other parameters (estimators frozen) with ``estimator_steps`` steps on the estimator
+  parameters alone, fed the detached representations the main step left in ``Loss.state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmfactor.data.batching import Batch
+from mmfactor.data.dataset import ModalitySpec, TaskSpec
+from mmfactor.encoders import build_encoder
+from mmfactor.errors import InputError
+
+Array = torch.Tensor | np.ndarray
+
+
+@dataclass
+class Factors:
+    """Output contract of every method.
+
+    ``shared``: ``(N, d_s)`` or ``None`` for methods without a shared part;
+    ``specific``: modality -> ``(N, d_m)``; ``extras``: method-specific outputs
+    (reconstructions, scores), each with N rows.
+    """
+
+    shared: Any | None
+    specific: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def blocks(self) -> dict[str, Any]:
+        """Named factor blocks as probed: ``shared``, ``specific:<m>`` and ``all``."""
+        out: dict[str, Any] = {}
+        if self.shared is not None:
+            out["shared"] = self.shared
+        out.update({f"specific:{m}": v for m, v in self.specific.items()})
+        parts = list(out.values())
+        if parts:
+            cat = torch.cat if isinstance(parts[0], torch.Tensor) else np.concatenate
+            out["all"] = cat(parts, 1)
+        return out
+
+    def map(self, fn: Any) -> Factors:
+        """Apply ``fn`` to every array (for example ``.detach().cpu()``)."""
+        return Factors(
+            None if self.shared is None else fn(self.shared),
+            {k: fn(v) for k, v in self.specific.items()},
+            {k: fn(v) for k, v in self.extras.items()},
+        )
+
+    @staticmethod
+    def concat(parts: list[Factors]) -> Factors:
+        """Row-wise concatenation of batch-wise factors, as NumPy arrays."""
+
+        def cat(xs: list[Any]) -> np.ndarray:
+            return np.concatenate(
+                [
+                    x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+                    for x in xs
+                ]
+            )
+
+        first = parts[0]
+        return Factors(
+            None if first.shared is None else cat([p.shared for p in parts]),
+            {k: cat([p.specific[k] for p in parts]) for k in first.specific},
+            {k: cat([p.extras[k] for p in parts]) for k in first.extras},
+        )
+
+
+@dataclass
+class Loss:
+    """A total to minimise, named parts for logging (each a 0-d tensor), and ``state``:
+    detached tensors the estimator step may reuse instead of re-encoding the batch."""
+
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    """Base class: owns the per-modality encoders, the task binding and estimator hooks.
+
+    Subclasses set ``name`` and ``uses_labels`` and implement :meth:`encode` and
+    :meth:`loss`; ``default_encoders`` builds one encoder per modality to ``embed_dim``.
+
+    Args:
+        modalities: the data set's modality specs (``data.modalities``).
+        embed_dim: width of each modality encoder's output.
+        encoder: encoder name per kind or per modality, e.g. ``{"vector": "mlp"}``; see
+            :func:`mmfactor.encoders.build_encoder`.
+        encoder_options: keyword options for the encoders (``hidden``, ``layers``, ...).
+    """
+
+    name: ClassVar[str] = ""
+    uses_labels: ClassVar[bool] = False
+    has_head: ClassVar[bool] = False
+    estimator_steps: int = 0
+    train_stats: dict[str, Any]  # set by mmfactor.fit: seconds, samples/s, epochs, target
+
+    def __init__(
+        self,
+        modalities: Mapping[str, ModalitySpec],
+        embed_dim: int = 128,
+        encoder: Mapping[str, str] | None = None,
+        encoder_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if len(modalities) < 2:
+            raise InputError(
+                f"{self.name or type(self).__name__} needs at least two modalities, "
+                f"got {list(modalities)}"
+            )
+        if embed_dim < 1:
+            raise InputError(f"embed_dim must be positive, got {embed_dim}")
+        self.modalities = dict(modalities)
+        self.modality_names = list(modalities)
+        self.embed_dim = embed_dim
+        self.encoders = nn.ModuleDict(
+            {
+                m: build_encoder(
+                    _encoder_name(spec, encoder), spec, embed_dim, **dict(encoder_options or {})
+                )
+                for m, spec in self.modalities.items()
+            }
+        )
+        self.task: TaskSpec | None = None
+        self.train_stats = {}
+
+    # --- task binding -----------------------------------------------------------------
+    def bind_task(self, task: TaskSpec) -> None:
+        """Record the supervising target and build what depends on it (heads, label embeddings).
+
+        Called by the training engine before the optimiser is made; calling it again with the
+        same task is a no-op, with another task an error.
+        """
+        if self.task is not None:
+            if self.task != task:
+                raise InputError(f"{self.name} was built for {self.task}, not {task}")
+            return
+        self.task = task
+        self.build_task_modules(task)
+
+    def build_task_modules(self, task: TaskSpec) -> None:
+        """Override to create task-dependent modules."""
+
+    # --- the contract ------------------------------------------------------------------
+    def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Per-modality encoder outputs ``(B, embed_dim)``."""
+        return {m: self.encoders[m](batch.x[m], batch.mask.get(m)) for m in self.modality_names}
+
+    def encode(self, batch: Batch) -> Factors:
+        raise NotImplementedError
+
+    def loss(self, batch: Batch) -> Loss:
+        raise NotImplementedError
+
+    def predict(self, batch: Batch) -> torch.Tensor | None:
+        """The method's own head output (logits ``(B, K)`` or values ``(B,)``), if it has one."""
+        return None
+
+    # --- estimator networks ------------------------------------------------------------
+    def estimator_modules(self) -> list[nn.Module]:
+        """Modules trained only in the estimator step. Override in methods that have them."""
+        return []
+
+    def estimator_parameters(self) -> Iterator[nn.Parameter]:
+        for module in self.estimator_modules():
+            yield from module.parameters()
+
+    def main_parameters(self) -> Iterator[nn.Parameter]:
+        """Every parameter that is not an estimator's."""
+        skip = {id(p) for p in self.estimator_parameters()}
+        return (p for p in self.parameters() if id(p) not in skip)
+
+    def estimator_loss(self, batch: Batch, state: dict[str, Any]) -> torch.Tensor:
+        """What the estimator parameters minimise, on the detached ``Loss.state``."""
+        raise NotImplementedError(f"{self.name} has no estimator networks")
+
+
+def _encoder_name(spec: ModalitySpec, choice: Mapping[str, str] | None) -> str:
+    choice = dict(choice or {})
+    return choice.get(spec.name) or choice.get(spec.kind) or DEFAULT_ENCODER[spec.kind]
+
+
+DEFAULT_ENCODER = {"vector": "mlp", "sequence": "gru", "image": "cnn"}
+
+
+def task_loss(task: TaskSpec, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for classes, mean squared error for regression (L1 where a paper says)."""
+    if task.kind == "classification":
+        return nn.functional.cross_entropy(output, y.long())
+    return nn.functional.mse_loss(output.reshape(-1), y.float())
+
+
+def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean over the leading axis weighted by 0/1 ``weights`` ``(B,)`` (0 if all weights are 0)."""
+    w = weights.to(values.dtype).reshape(-1, *([1] * (values.dim() - 1)))
+    return (values * w).sum(0) / w.sum().clamp_min(1.0)

@@ -1,0 +1,376 @@
+"""The training engine: PyTorch Lightning drives devices, precision, checkpoints, early
+stopping, logging and the progress bar; :class:`LitMethod` adds the alternation of a main
+step and estimator steps that methods with estimator networks need (``spec/methods.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from mmfactor.config import TRAIN_DEFAULTS, validate_train
+from mmfactor.data.batching import Batch, make_loader
+from mmfactor.data.dataset import MultimodalDataset
+from mmfactor.errors import InputError
+from mmfactor.io import atomic_write, load_torch, save_torch, write_json
+from mmfactor.methods.base import Method
+
+for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+# Expected when a run resumes in its own directory.
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written atomically and read back with ``torch.load(weights_only=True)``."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        atomic_write(path, lambda f: torch.save(checkpoint, f))
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_torch(path, map_location=map_location or "cpu")
+
+
+class LitMethod(L.LightningModule):
+    """Wraps a :class:`Method`: one main optimiser step on the method's own parameters, then
+    ``method.estimator_steps`` steps on its estimator parameters (manual optimisation)."""
+
+    def __init__(
+        self, method: Method, train: dict[str, Any], data: MultimodalDataset, target: str | None
+    ) -> None:
+        super().__init__()
+        self.method = method
+        self.train_cfg = train
+        self.data = data
+        self.target = target
+        self.automatic_optimization = False
+        self.has_estimators = any(True for _ in method.estimator_parameters())
+
+    # --- data ----------------------------------------------------------------------------
+    def _loader(self, split: str, shuffle: bool) -> Any:
+        cfg = self.train_cfg
+        idx = self.data.indices(split)
+        world = self.trainer.world_size
+        batch_size = min(cfg["batch_size"], max(world, len(idx) // world * world))
+        return make_loader(
+            self.data,
+            idx,
+            batch_size,
+            target=self.target,
+            shuffle=shuffle,
+            seed=cfg["seed"],
+            drop_last=shuffle and len(idx) > batch_size,
+            rank=self.trainer.global_rank,
+            world_size=world,
+            num_workers=cfg["num_workers"],
+        )
+
+    def train_dataloader(self) -> Any:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> Any:
+        if "valid" not in self.data.splits or len(self.data.splits["valid"]) == 0:
+            return []
+        return self._loader("valid", shuffle=False)
+
+    def transfer_batch_to_device(
+        self, batch: Batch, device: torch.device, dataloader_idx: int
+    ) -> Batch:
+        return batch.to(device)
+
+    # --- optimisation --------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        cfg = self.train_cfg
+        make = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[
+            cfg["optimizer"]
+        ]
+        main = make(
+            list(self.method.main_parameters()), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
+        )
+        if not self.has_estimators:
+            return main
+        estimator = torch.optim.Adam(
+            list(self.method.estimator_parameters()), lr=cfg["estimator_lr"]
+        )
+        return [main, estimator]
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        # Reseed from (seed, epoch, step) so that a run resumed from a checkpoint draws the
+        # same dropout masks and augmentations as an uninterrupted one, whatever the engine
+        # did with the global generator in between.
+        torch.manual_seed(hash((self.train_cfg["seed"], self.current_epoch, batch_idx)) % 2**63)
+        opts = self.optimizers()
+        opts = opts if isinstance(opts, list) else [opts]
+        main_opt = opts[0]
+        if self.has_estimators:
+            self.toggle_optimizer(main_opt)
+        loss = self.method.loss(batch)
+        main_opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss.total)
+        main_opt.step()
+        if self.has_estimators:
+            self.untoggle_optimizer(main_opt)
+            est_opt = opts[1]
+            self.toggle_optimizer(est_opt)
+            for _ in range(self.method.estimator_steps):
+                est_opt.zero_grad(set_to_none=True)
+                est_loss = self.method.estimator_loss(batch, loss.state)
+                self.manual_backward(est_loss)
+                est_opt.step()
+            self.untoggle_optimizer(est_opt)
+            loss.parts["estimator"] = est_loss.detach()
+        self._log("train", loss.total, loss.parts, len(batch))
+        return loss.total.detach()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        loss = self.method.loss(batch)
+        self._log("valid", loss.total, loss.parts, len(batch))
+
+    def _log(
+        self, stage: str, total: torch.Tensor, parts: dict[str, torch.Tensor], batch_size: int
+    ) -> None:
+        sync = self.trainer.world_size > 1
+        self.log(
+            f"{stage}/loss",
+            total.detach(),
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch_size,
+            sync_dist=sync,
+        )
+        for name, value in parts.items():
+            self.log(
+                f"{stage}/{name}",
+                value.detach(),
+                on_step=False,
+                on_epoch=True,
+                batch_size=batch_size,
+                sync_dist=sync,
+            )
+
+
+class _Timer(Callback):
+    """Wall time and samples of the training epochs (validation excluded)."""
+
+    def __init__(self) -> None:
+        self.seconds, self.samples, self._t0 = 0.0, 0, 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Batch,
+        batch_idx: int,
+    ) -> None:
+        self.samples += len(batch) * trainer.world_size
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seconds += time.perf_counter() - self._t0
+
+
+@dataclass
+class Run:
+    """What :func:`fit` returns: the trained model and how the training went."""
+
+    model: Method
+    out: Path | None
+    epochs: int
+    train_seconds: float
+    samples_per_second: float
+    best_valid_loss: float | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    is_global_zero: bool = True  # False in the other processes of a data-parallel run
+
+
+def _supervising_target(model: Method, data: MultimodalDataset, target: str | None) -> str | None:
+    if not model.uses_labels:
+        return None
+    tgt = data.target(target)
+    model.bind_task(tgt.task)
+    return tgt.name
+
+
+def fit(
+    model: Method,
+    data: MultimodalDataset,
+    target: str | None = None,
+    *,
+    max_epochs: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    config: dict[str, Any] | None = None,
+    **train: Any,
+) -> Run:
+    """Train ``model`` on the ``train`` split of ``data``, early-stopping on ``valid``.
+
+    Args:
+        model: a method from :func:`mmfactor.methods.build`.
+        data: the data set; ``target`` names the supervising target (ignored by
+            self-supervised methods; default: the data set's default target).
+        max_epochs, batch_size, seed: the usual; other ``train`` options as in
+            :data:`mmfactor.config.TRAIN_DEFAULTS` (``lr``, ``patience``, ``devices``, ...).
+        out: run directory for checkpoints, logs, ``metrics.json`` and ``model.pt``. If it
+            holds ``checkpoints/last.ckpt``, training resumes from it.
+        config: the full run config, saved as ``config.yaml`` (the CLI passes it).
+
+    Returns:
+        A :class:`Run`; the model holds the best weights on validation loss (or the last
+        ones with ``restore_best=False``).
+    """
+    cfg = dict(TRAIN_DEFAULTS)
+    unknown = [k for k in train if k not in cfg]
+    if unknown:
+        raise InputError(f"fit: unknown training option {unknown[0]!r}")
+    cfg.update(train, seed=seed)
+    if max_epochs is not None:
+        cfg["max_epochs"] = max_epochs
+    if batch_size is not None:
+        cfg["batch_size"] = batch_size
+    validate_train(cfg)
+    target = _supervising_target(model, data, target if target is not None else cfg["target"])
+    if len(data.indices("train")) < 2:
+        raise InputError(f"data set {data.name!r}: the train split needs at least 2 samples")
+
+    tmp = None
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="mmfactor-")
+        run_dir = Path(tmp.name)
+    else:
+        run_dir = Path(out)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        from mmfactor.config import dump_yaml
+
+        dump_yaml(run_dir / "config.yaml", config)
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    lit = LitMethod(model, cfg, data, target)
+    has_valid = len(data.splits.get("valid", ())) > 0
+    ckpt_dir = run_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        save_last=True,
+        monitor=cfg["monitor"] if has_valid else None,
+        mode="min",
+        save_top_k=1,
+        enable_version_counter=False,
+    )
+    timer = _Timer()
+    cbs: list[Callback] = [checkpoint, timer, *callbacks]
+    if has_valid and cfg["patience"] > 0:
+        cbs.append(EarlyStopping(cfg["monitor"], patience=cfg["patience"], mode="min"))
+    n_batches = max(1, len(data.indices("train")) // cfg["batch_size"])
+    trainer = L.Trainer(
+        max_epochs=cfg["max_epochs"],
+        accelerator=cfg["accelerator"],
+        devices=cfg["devices"],
+        strategy=cfg["strategy"],
+        precision=cfg["precision"],
+        deterministic=cfg["deterministic"],
+        callbacks=cbs,
+        logger=CSVLogger(run_dir, name="logs", version=f"attempt{_attempts(run_dir)}"),
+        enable_progress_bar=cfg["progress"],
+        enable_model_summary=False,
+        log_every_n_steps=min(50, n_batches),
+        use_distributed_sampler=False,
+        plugins=[AtomicCheckpointIO()],
+        num_sanity_val_steps=0,
+    )
+    last = ckpt_dir / "last.ckpt"
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.fit(lit, ckpt_path=str(last) if last.exists() else None)
+
+    best_loss = None
+    if checkpoint.best_model_score is not None:
+        best_loss = float(checkpoint.best_model_score)
+    if cfg["restore_best"] and has_valid and Path(checkpoint.best_model_path or "").is_file():
+        state = load_torch(checkpoint.best_model_path)["state_dict"]
+        lit.load_state_dict(state)
+    seconds = timer.seconds
+    run = Run(
+        model=model,
+        out=None if tmp else run_dir,
+        epochs=trainer.current_epoch,
+        train_seconds=seconds,
+        samples_per_second=timer.samples / seconds if seconds > 0 else math.nan,
+        best_valid_loss=best_loss,
+        history=_history(run_dir),
+        config=config or {},
+        is_global_zero=trainer.is_global_zero,
+    )
+    model.train_stats = {
+        "train_seconds": run.train_seconds,
+        "samples_per_second": run.samples_per_second,
+        "epochs": run.epochs,
+        "target": target,
+    }
+    if trainer.is_global_zero and tmp is None:
+        save_torch(run_dir / "model.pt", model.state_dict())
+        write_json(
+            run_dir / "metrics.json",
+            {
+                "epochs": run.epochs,
+                "train_seconds": seconds,
+                "samples_per_second": run.samples_per_second,
+                "best_valid_loss": best_loss,
+                "target": target,
+                "history": run.history,
+            },
+        )
+    model.eval()
+    if tmp is not None:
+        tmp.cleanup()
+    return run
+
+
+def _attempts(run_dir: Path) -> int:
+    """How many times training started in ``run_dir``: each (re)start logs to its own
+    ``logs/attemptK/metrics.csv``, so resuming never overwrites the history."""
+    return len(list((run_dir / "logs").glob("attempt*")))
+
+
+def _history(run_dir: Path) -> list[dict[str, float]]:
+    """Per-epoch logged values over all attempts, one dict per epoch (later attempts win)."""
+    epochs: dict[int, dict[str, float]] = {}
+    for attempt in range(_attempts(run_dir)):
+        path = run_dir / "logs" / f"attempt{attempt}" / "metrics.csv"
+        if not path.exists():
+            continue
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                ep = int(row["epoch"])
+                entry = epochs.setdefault(ep, {"epoch": ep})
+                entry.update(
+                    {k: float(v) for k, v in row.items() if v and k not in ("epoch", "step")}
+                )
+    return [epochs[k] for k in sorted(epochs)]

@@ -1,0 +1,46 @@
+"""Shared fixtures: small data sets that train in a second or two."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import mmfactor as mf
+
+torch.set_num_threads(2)
+
+
+def make_toy(n: int = 400, seed: int = 0, sequence: bool = False) -> mf.MultimodalDataset:
+    """Two modalities sharing a latent z; y = sign of z's first coordinate."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 4))
+    u1, u2 = rng.normal(size=(n, 2)), rng.normal(size=(n, 2))
+    x1 = np.concatenate([z, u1], 1) @ rng.normal(size=(6, 12))
+    x2 = np.concatenate([z, u2], 1) @ rng.normal(size=(6, 10))
+    if sequence:
+        t = np.linspace(0, 1, 8)[None, :, None]
+        x2 = x2[:, None, :] * np.cos(3 * t) + 0.1 * rng.normal(size=(n, 8, 10))
+        lengths = rng.integers(3, 9, size=n)
+        x2[np.arange(8)[None, :] >= lengths[:, None]] = 0.0
+        return mf.from_arrays(
+            {"x1": x1, "x2": x2},
+            y=(z[:, 0] > 0).astype(int),
+            lengths={"x2": lengths},
+            targets={"u1": (u1[:, 0] > 0).astype(int)},
+        )
+    return mf.from_arrays(
+        {"x1": x1, "x2": x2},
+        y=(z[:, 0] > 0).astype(int),
+        targets={"u1": (u1[:, 0] > 0).astype(int)},
+    )
+
+
+@pytest.fixture
+def toy() -> mf.MultimodalDataset:
+    return make_toy()
+
+
+@pytest.fixture
+def toy_seq() -> mf.MultimodalDataset:
+    return make_toy(sequence=True)

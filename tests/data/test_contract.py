@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+import mmfactor as mf
+from mmfactor.data.batching import BatchIndexSampler, make_loader
+from mmfactor.errors import InputError
+
+
+def test_from_arrays_infers_kinds_and_splits(toy_seq):
+    assert toy_seq.modalities["x1"].kind == "vector"
+    assert toy_seq.modalities["x2"].kind == "sequence"
+    assert toy_seq.modalities["x2"].shape == (10,)
+    sizes = {k: len(v) for k, v in toy_seq.splits.items()}
+    assert sizes == {"train": 280, "valid": 60, "test": 60}
+    all_idx = np.concatenate(list(toy_seq.splits.values()))
+    assert len(np.unique(all_idx)) == len(toy_seq)
+    # stratified: both classes in every split at about the same rate
+    y = toy_seq.target("y").values
+    rates = [y[idx].mean() for idx in toy_seq.splits.values()]
+    assert max(rates) - min(rates) < 0.05
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"a": np.zeros((5, 2)), "b": np.zeros((6, 2))}, "different numbers of samples"),
+        ({"a": np.full((5, 2), np.nan), "b": np.zeros((5, 2))}, "'a': contains NaN"),
+        ({"a": np.zeros((5, 2)), "b": np.array([["x"]] * 5)}, "'b': expected a numeric"),
+        ({"a": np.zeros(5), "b": np.zeros((5, 2))}, "cannot infer a kind"),
+    ],
+)
+def test_from_arrays_rejects_bad_input(arrays, message):
+    with pytest.raises(InputError, match=message):
+        mf.from_arrays(arrays, y=np.arange(5) % 2)
+
+
+def test_target_length_must_match():
+    with pytest.raises(InputError, match="target 'y' has 4 values for 5 samples"):
+        mf.from_arrays({"a": np.zeros((5, 2)), "b": np.zeros((5, 2))}, y=np.arange(4))
+
+
+def test_batches_trim_padding_and_carry_masks(toy_seq):
+    loader = make_loader(toy_seq, toy_seq.indices("train"), 32, target="y")
+    batch = next(iter(loader))
+    lengths = toy_seq.lengths["x2"][batch.index.numpy()]
+    assert batch.x["x2"].shape == (32, lengths.max(), 10)
+    assert torch.equal(batch.mask["x2"].sum(1), torch.as_tensor(lengths))
+    assert batch.y.shape == (32,) and batch.present["x1"].all()
+
+
+def test_missing_sets_presence_flags(toy):
+    dropped = toy.with_missing(["x2"])
+    assert not dropped.present["x2"].any() and dropped.present["x1"].all()
+    with pytest.raises(InputError, match="cannot drop modality 'x3'"):
+        toy.with_missing(["x3"])
+
+
+def test_sampler_shards_global_batches_across_ranks():
+    idx = np.arange(20)
+    full = list(BatchIndexSampler(idx, 8, shuffle=True, seed=3))
+    ranks = [
+        list(BatchIndexSampler(idx, 8, shuffle=True, seed=3, rank=r, world_size=2))
+        for r in range(2)
+    ]
+    assert len(ranks[0]) == len(ranks[1]) == 2  # the remainder is dropped under DDP
+    for b in range(2):
+        assert np.array_equal(np.concatenate([ranks[0][b], ranks[1][b]]), full[b])
+
+
+def test_sampler_epochs_differ_and_repeat():
+    s = BatchIndexSampler(np.arange(50), 10, shuffle=True, seed=0)
+    first = np.concatenate(list(s))
+    s.set_epoch(1)
+    second = np.concatenate(list(s))
+    s.set_epoch(0)
+    assert not np.array_equal(first, second)
+    assert np.array_equal(first, np.concatenate(list(s)))

@@ -1,0 +1,211 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mmfactor.cli import main
+
+SMALL = ["--set", "data.n=600", "--set", "method.embed_dim=16", "--epochs", "2"]
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "mmfactor.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def test_fit_then_evaluate_json(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            ["fit", "--method", "clip", "--data", "synthetic", *SMALL, "--out", str(out), "--json"]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epochs"] == 2 and (out / "config.yaml").is_file()
+    assert main(["evaluate", str(out), "--missing", "x2", "--targets", "shared", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    fields = {
+        "method",
+        "dataset",
+        "seed",
+        "target",
+        "factors",
+        "protocol",
+        "metric",
+        "value",
+        "split",
+        "missing",
+        "train_seconds",
+        "samples_per_second",
+        "version",
+    }
+    assert fields <= set(records[0])
+    assert {tuple(r["missing"]) for r in records} == {(), ("x2",)}
+
+
+def test_fit_resumes_and_refuses_a_different_config(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["fit", "--method", "supervised", "--data", "synthetic", *SMALL, "--out", str(out)]
+    assert main(args) == 0
+    assert main(args) == 0  # same command: resumes (already complete)
+    capsys.readouterr()
+    assert main([*args[:-2], "--seed", "5", "--out", str(out)]) == 2
+    assert "different config (train.seed)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "--method", "nope", "--data", "synthetic"], "unknown method 'nope'"),
+        (["fit", "--method", "clip", "--data", "nodata"], "unknown data set 'nodata'"),
+        (
+            ["fit", "--method", "clip", "--data", "synthetic", "--set", "train.lrr=1"],
+            "config key train.'lrr' does not exist",
+        ),
+        (
+            ["fit", "--method", "clip", "--data", "synthetic", "--set", "method.temprature=1"],
+            "config key method.'temprature' does not exist",
+        ),
+        (
+            ["fit", "--method", "clip", "--data", "synthetic", "--set", "data.nn=5"],
+            "config key data.'nn' does not exist",
+        ),
+        (
+            ["fit", "--method", "clip", "--data", "synthetic", "--set", "train.lr=-1"],
+            "train.lr must be a positive number",
+        ),
+        (
+            ["fit", "--method", "clip", "--data", "synthetic", "--config", "missing.yaml"],
+            "missing.yaml: no such config file",
+        ),
+        (
+            ["fit", "--method", "clip", "--data", "synthetic", "--set", "oops"],
+            "expected section.key=value",
+        ),
+        (["evaluate", "not-a-run"], "not a run directory"),
+        (["bench", "nosuite", "--out", "x"], "unknown bench suite 'nosuite'"),
+        (["data", "inspect", "nodata"], "unknown data set 'nodata'"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, args, message, capsys):
+    if args[0] == "fit":
+        args = [*args, "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_data_option_value_exits_2(tmp_path, capsys):
+    args = [
+        "fit",
+        "--method",
+        "clip",
+        "--data",
+        "synthetic",
+        "--set",
+        "data.modalities=1",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    assert main(args) == 2
+    assert "modalities" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_list_and_inspect(capsys):
+    assert main(["data", "list", "--json"]) == 0
+    names = json.loads(capsys.readouterr().out)
+    assert {"synthetic", "uci-mfeat", "nutrimouse", "factorcl-synthetic"} <= set(names)
+    assert main(["data", "inspect", "uci-mfeat"]) == 0
+    text = capsys.readouterr().out
+    assert "uci-mfeat: 2000 samples" in text and "digit" in text
+
+
+def test_json_stdout_is_one_document_in_a_subprocess(tmp_path):
+    proc = run_cli(
+        "fit",
+        "--method",
+        "supervised",
+        "--data",
+        "synthetic",
+        *SMALL,
+        "--out",
+        str(tmp_path / "r"),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    json.loads(proc.stdout)  # progress went to stderr
+
+
+def test_bench_writes_resumable_results(tmp_path, capsys):
+    out = tmp_path / "bench"
+    args = [
+        "bench",
+        "quick",
+        "--methods",
+        "clip,supervised",
+        "--datasets",
+        "synthetic",
+        "--set",
+        "data.n=600",
+        "--set",
+        "train.max_epochs=1",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    lines = (out / "results.jsonl").read_text().splitlines()
+    table = (out / "results.md").read_text()
+    assert "| clip |" in table and "| supervised |" in table
+    capsys.readouterr()
+    assert main(args) == 0  # resumed: nothing re-run, nothing appended
+    assert (out / "results.jsonl").read_text().splitlines() == lines
+    assert "done, skipped" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_match_one_process(tmp_path):
+    """Global batch 64 split over 2 gloo processes, negatives gathered, gradients averaged:
+    the weights after 2 epochs equal those of one process with batch 64."""
+    import torch
+
+    weights = {}
+    for devices, strategy in ((2, "ddp"), (1, "auto")):
+        out = tmp_path / f"run{devices}"
+        proc = run_cli(
+            "fit",
+            "--method",
+            "clip",
+            "--data",
+            "synthetic",
+            "--set",
+            "data.n=600",
+            "--set",
+            "method.embed_dim=16",
+            "--set",
+            f"train.devices={devices}",
+            "--set",
+            f"train.strategy={strategy}",
+            "--set",
+            "train.batch_size=64",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+            "--json",
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads(proc.stdout)["epochs"] == 2  # one JSON document, from rank 0 only
+        weights[devices] = torch.load(out / "model.pt", weights_only=True)
+    diff = max(float((weights[2][k] - weights[1][k]).abs().max()) for k in weights[1])
+    assert diff < 1e-4
