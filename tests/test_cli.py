@@ -165,7 +165,7 @@ def test_bench_writes_resumable_results(tmp_path, capsys):
     assert main(args) == 0
     lines = (out / "results.jsonl").read_text().splitlines()
     table = (out / "results.md").read_text()
-    assert "| clip |" in table and "| supervised |" in table
+    assert "| clip |" in table and "| supervised |" in table and "| raw |" in table
     capsys.readouterr()
     assert main(args) == 0  # resumed: nothing re-run, nothing appended
     assert (out / "results.jsonl").read_text().splitlines() == lines

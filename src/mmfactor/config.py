@@ -28,6 +28,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "patience": 5,
     "monitor": "valid/loss",
     "restore_best": True,
+    "checkpoint_every": 1,
     "estimator_lr": 1e-3,
     "accelerator": "cpu",
     "devices": 1,
@@ -174,7 +175,7 @@ def validate_train(train: Mapping[str, Any]) -> None:
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(f"train.{key} must be a positive integer, got {v!r}")
 
-    for key in ("max_epochs", "batch_size", "devices"):
+    for key in ("max_epochs", "batch_size", "devices", "checkpoint_every"):
         positive_int(key)
     for key in ("lr", "estimator_lr"):
         if not isinstance(train[key], int | float) or train[key] <= 0:

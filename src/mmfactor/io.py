@@ -13,16 +13,22 @@ from typing import IO, Any
 import torch
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(f)`` on a temporary binary file, then rename it to ``path``."""
+def atomic_write(
+    path: str | Path, write: Callable[[IO[bytes]], None], durable: bool = True
+) -> None:
+    """Call ``write(f)`` on a temporary binary file, then rename it to ``path``.
+
+    ``durable`` also flushes the file to disk before the rename (survives power loss, not
+    only a killed process)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

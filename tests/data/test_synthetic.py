@@ -110,7 +110,8 @@ def test_unique_and_mix_targets_follow_their_latents(data):
     assert probe_accuracy(lat["shared"], data.targets["mix@0"].values, splits) > 0.8
     assert probe_accuracy(lat["shared"], data.targets["mix@1.0"].values, splits) < 0.6
     both = np.concatenate([lat["unique:x1"], lat["unique:x2"]], axis=1)
-    assert probe_accuracy(both, data.targets["mix@1.0"].values, splits) > 0.8
+    # Two components, each with a quadratic share no linear probe can see: a lower ceiling.
+    assert probe_accuracy(both, data.targets["mix@1.0"].values, splits) > 0.7
     # mix@0 has the signal of `shared`: they differ by the independent label flips only.
     agree = (data.targets["mix@0"].values == data.targets["shared"].values).mean()
     assert agree > 0.85

@@ -14,12 +14,22 @@ from typing import Any
 
 from mmfactor.bench.suites import Suite
 from mmfactor.config import resolve
+from mmfactor.data.dataset import MultimodalDataset
 from mmfactor.errors import InputError
 from mmfactor.evaluate.metrics import mean_std
-from mmfactor.evaluate.protocol import PRIMARY_METRIC, evaluate, factor_target_table, format_table
+from mmfactor.evaluate.protocol import (
+    PRIMARY_METRIC,
+    Representation,
+    evaluate,
+    factor_target_table,
+    format_table,
+)
+from mmfactor.evaluate.reference import RawFeatures
 from mmfactor.io import write_text
 from mmfactor.methods.registry import available
-from mmfactor.runs import train_from_config
+from mmfactor.runs import data_from_config, train_from_config
+
+RAW = "raw"
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -87,54 +97,57 @@ def run_bench(
                     method,
                     entry.name,
                     data_options=entry.options,
+                    config={"train": entry.train},  # the suite's settings; --set wins
                     sets=sets,
-                    overrides={
-                        "train": {
-                            **entry.train,
-                            "seed": seed,
-                            "target": entry.target,
-                            "progress": False,
-                        }
-                    },
+                    overrides={"train": {"seed": seed, "target": entry.target, "progress": False}},
                 )
                 plan.append((entry, method, seed, cfg))
+        # The raw-input reference, probed once per data set on the same data.
+        plan.insert(len(plan) - len(method_names) * n_seeds, (entry, RAW, 0, plan[-1][3]))
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     done = {(r["dataset"], r["method"], r["seed"]) for r in read_records(results)}
-    data_cache: dict[str, Any] = {}
+    data_cache: dict[str, MultimodalDataset] = {}
     for i, (entry, method, seed, cfg) in enumerate(plan, 1):
-        key = (entry.name, method, seed)
-        if key in done:
-            log(f"[{i}/{len(plan)}] {entry.name} {method} seed {seed}: done, skipped")
+        tag = f"[{i}/{len(plan)}] {entry.name} {method} seed {seed}"
+        if (entry.name, method, seed) in done:
+            log(f"{tag}: done, skipped")
             continue
-        log(f"[{i}/{len(plan)}] {entry.name} {method} seed {seed}: training")
-        data = data_cache.get(entry.name)
-        run, data = train_from_config(
-            cfg, out / "runs" / entry.name / method / f"seed{seed}", data=data
-        )
-        data_cache[entry.name] = data
+        if entry.name not in data_cache:
+            data_cache[entry.name] = data_from_config(cfg)
+        data = data_cache[entry.name]
+        if method == RAW:
+            model: Representation = RawFeatures()
+        else:
+            log(f"{tag}: training")
+            run_dir = out / "runs" / entry.name / method / f"seed{seed}"
+            run, _ = train_from_config(cfg, run_dir, data=data)
+            model = run.model
+        context = {
+            "method": method,
+            "dataset": entry.name,
+            "seed": seed,
+            "bench_target": entry.target,
+        }
         records = evaluate(
-            run.model,
+            model,
             data,
             protocol=cfg["evaluate"]["protocol"],
             targets=entry.eval_targets,
             missing=entry.missing,
             seed=seed,
-            context={
-                "method": method,
-                "dataset": entry.name,
-                "seed": seed,
-                "bench_target": entry.target,
-            },
+            context=context,
         )
         append_records(results, records)
-        head = _summary_line(records, entry.target)
-        log(
-            f"[{i}/{len(plan)}] {entry.name} {method} seed {seed}: {run.epochs} epochs, "
-            f"{run.train_seconds:.1f} s, {run.samples_per_second:.0f} samples/s; {head}"
-        )
+        speed = ""
+        if method != RAW:
+            speed = (
+                f"{run.epochs} epochs, {run.train_seconds:.1f} s, "
+                f"{run.samples_per_second:.0f} samples/s; "
+            )
+        log(f"{tag}: {speed}{_summary_line(records, entry.target)}")
     records = read_records(results)
     write_text(out / "results.md", results_markdown(records))
     return records

@@ -6,7 +6,7 @@ modality but irrelevant to every target, and a private nuisance ``n_m`` per moda
 
 Observations. ``x_m = g_m([w_s; w_m; n_s; n_m]) + noise * eps``, where ``g_m`` is a fixed,
 seeded random MLP ``k -> 64 -> 64 -> dim`` with ``tanh`` hidden units (pre-activation gain
-2.0, bias std 0.5), its outputs standardised to zero mean and unit variance per feature on a
+1.0, bias std 0.5), its outputs standardised to zero mean and unit variance per feature on a
 fixed reference sample of 4096 latent draws (so ``noise`` is a fraction of the signal's
 scale and ``g_m`` does not depend on ``n``). Two saturating layers entangle the latents with
 the nuisances, so the latents are recoverable by a non-linear encoder but only partly by a
@@ -28,13 +28,15 @@ length, zero-padded at the end; ``data.lengths`` holds the lengths.
 Targets (binary classification, classes ``"0"``/``"1"``). Each latent block ``w`` used by a
 target gets a fixed random orthonormal pair ``a, b`` and a unit-variance component::
 
-    f(w) = sqrt(1 - beta) * (a . w) + sqrt(beta) * ((b . w)^2 - 1) / sqrt(2),   beta = 0.1
+    f(w) = sqrt(1 - beta) * (a . w) + sqrt(beta) * ((b . w)^2 - 1) / sqrt(2),   beta = 0.3
 
-The quadratic term is the non-linearity. It keeps a small share of the variance, so a linear
-probe on the true latents stays high (it misses only that share), and an encoder that learns
-``(b . w)^2`` as a feature recovers it; a linear probe on the raw ``x`` must in addition undo
-the saturating ``g_m`` and the entangled nuisances, which it can only do in part, so it is
-clearly worse. Signals:
+The quadratic term is the non-linearity: no linear function of the latents or of ``x`` can
+express it, while an encoder that learns ``(b . w)^2`` as a feature recovers it, so learned
+representations can beat linear probes on the raw inputs. Design note (measured, n = 6000,
+seed 0, target ``mix@0.5``, test accuracy): with gain 2.0 and beta 0.1 a linear probe on raw
+``x`` reached 0.811 and a trained late-fusion network only 0.792, because the saturating map
+destroyed the information a non-linear model would need; with gain 1.0 and beta 0.3 the raw
+probe reaches 0.763 and the network 0.81. Signals:
 
 - ``shared``: ``f(w_s)``; ``unique:x<m>``: ``f(w_m)``;
 - ``mix@r`` (r in 0, 0.25, 0.5, 0.75, 1.0): ``sqrt(1 - r) f(w_s) + sqrt(r) sum_m f(w_m) /
@@ -81,9 +83,9 @@ MIX_RATIOS: dict[str, float] = {
 KINDS = ("vector", "sequence")
 
 HIDDEN = 64  # width of both hidden layers of g_m
-GAIN = 2.0  # pre-activation scale of the tanh layers: enough saturation to defeat linear probes
+GAIN = 1.0  # pre-activation scale of the tanh layers (2.0 saturated away target information)
 BIAS_STD = 0.5
-NONLINEAR_SHARE = 0.1  # beta: share of each target component's variance in the quadratic term
+NONLINEAR_SHARE = 0.3  # beta: share of each target component's variance in the quadratic term
 N_REFERENCE = 4096  # latent draws used to standardise g_m's outputs
 N_BASIS = 3  # cosine basis functions of the sequence trajectories
 TEMPORAL_SHARE = 0.5  # share of z(t)'s variance that changes over time

@@ -9,32 +9,51 @@ probe is still trained on complete data, as a user with a trained model would fa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from mmfactor import __version__
-from mmfactor.data.batching import make_loader
+from mmfactor.data.batching import Batch, make_loader
 from mmfactor.data.dataset import MultimodalDataset
 from mmfactor.errors import InputError
 from mmfactor.evaluate.metrics import classification_metrics, regression_metrics
 from mmfactor.evaluate.probes import PROTOCOLS, fit_probe, score_probe
-from mmfactor.methods.base import Factors, Method
+from mmfactor.methods.base import Factors
+
+
+class Representation(Protocol):
+    """What evaluation needs of a model: a trained method, or the raw-input reference."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def has_head(self) -> bool: ...
+
+    train_stats: dict[str, Any]
+    training: bool
+
+    def encode(self, batch: Batch) -> Factors: ...
+    def predict(self, batch: Batch) -> torch.Tensor | None: ...
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
+    def eval(self) -> Any: ...
+    def train(self, mode: bool = True) -> Any: ...
+
 
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "r2"}
 
 
 @torch.no_grad()
 def encode(
-    model: Method, data: MultimodalDataset, batch_size: int = 1024, split: str | None = None
+    model: Representation, data: MultimodalDataset, batch_size: int = 1024, split: str | None = None
 ) -> Factors:
     """Factors of every sample of ``data`` (or of one split), as NumPy arrays, in order."""
     idx = data.indices(split) if split else np.arange(len(data))
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.empty(0)).device
     parts = [
         model.encode(b.to(device)).map(lambda t: t.detach().cpu())
         for b in make_loader(data, idx, batch_size)
@@ -45,13 +64,13 @@ def encode(
 
 @torch.no_grad()
 def predict(
-    model: Method, data: MultimodalDataset, split: str, batch_size: int = 1024
+    model: Representation, data: MultimodalDataset, split: str, batch_size: int = 1024
 ) -> np.ndarray | None:
     """The method's own head output on one split (``None`` for methods without a head)."""
     if not model.has_head:
         return None
     model.eval()
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.empty(0)).device
     outs = []
     for b in make_loader(data, data.indices(split), batch_size):
         out = model.predict(b.to(device))
@@ -61,7 +80,7 @@ def predict(
 
 
 def evaluate(
-    model: Method,
+    model: Representation,
     data: MultimodalDataset,
     protocol: str = "linear-probe",
     targets: Iterable[str] | None = None,
