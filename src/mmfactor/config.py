@@ -28,7 +28,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "patience": 5,
     "monitor": "valid/loss",
     "restore_best": True,
-    "checkpoint_every": 1,
+    "checkpoint_interval": 30.0,
     "estimator_lr": 1e-3,
     "accelerator": "cpu",
     "devices": 1,
@@ -175,8 +175,14 @@ def validate_train(train: Mapping[str, Any]) -> None:
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(f"train.{key} must be a positive integer, got {v!r}")
 
-    for key in ("max_epochs", "batch_size", "devices", "checkpoint_every"):
+    for key in ("max_epochs", "batch_size", "devices"):
         positive_int(key)
+    every = train["checkpoint_interval"]
+    if not isinstance(every, int | float) or isinstance(every, bool) or every < 0:
+        raise InputError(
+            f"train.checkpoint_interval must be a non-negative number of seconds (0: every "
+            f"epoch), got {every!r}"
+        )
     for key in ("lr", "estimator_lr"):
         if not isinstance(train[key], int | float) or train[key] <= 0:
             raise InputError(f"train.{key} must be a positive number, got {train[key]!r}")

@@ -82,6 +82,7 @@ def test_resume_after_interruption_ends_with_same_result(toy, tmp_path: Path):
             patience=0,
             restore_best=False,
             callbacks=[Crash(1)],
+            checkpoint_interval=0,  # a checkpoint after every epoch
         )
     resumed = build(toy, seed=123, name="cross-self")  # fresh weights: all state from the ckpt
     run = mf.fit(
@@ -96,6 +97,9 @@ def test_resume_after_interruption_ends_with_same_result(toy, tmp_path: Path):
     )
     assert run.epochs == 4
     assert [h["epoch"] for h in run.history] == [0, 1, 2, 3]  # history kept across the restart
+    # the crash came before epoch 1's checkpoint: the restart trained epochs 1-3 only
+    restarted = (tmp_path / "run" / "logs" / "attempt1" / "metrics.csv").read_text()
+    assert sorted({int(row.split(",")[0]) for row in restarted.splitlines()[1:]}) == [1, 2, 3]
     assert same(weights(ref), weights(resumed))
 
 

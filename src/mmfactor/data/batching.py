@@ -38,6 +38,9 @@ class Batch:
         return int(next(iter(self.x.values())).shape[0])
 
     def to(self, device: torch.device | str) -> Batch:
+        if next(iter(self.x.values())).device == torch.device(device):
+            return self  # every tensor of a batch lives on one device
+
         def move(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             return {k: v.to(device, non_blocking=True) for k, v in d.items()}
 

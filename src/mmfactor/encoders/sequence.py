@@ -44,11 +44,10 @@ def _real_mask(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
             f"(B, T) = {tuple(x.shape[:2])}"
         )
     mask = mask.to(device=x.device, dtype=torch.bool)
-    empty = ~mask.any(1)
-    if bool(empty.any()):
-        mask = mask.clone()
-        mask[empty, 0] = True
-    return mask
+    # Without a host sync (no `if empty.any()`): mark step 0 real in rows with no real step.
+    first = torch.zeros_like(mask)
+    first[:, 0] = True
+    return mask | (first & ~mask.any(1, keepdim=True))
 
 
 @register_encoder("gru")

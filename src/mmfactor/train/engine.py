@@ -13,16 +13,17 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
+from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
 from mmfactor.config import TRAIN_DEFAULTS, validate_train
 from mmfactor.data.batching import Batch, make_loader
@@ -54,6 +55,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_torch(path, map_location=map_location or "cpu")
 
 
+def build_optimizer(
+    name: str, params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """The engine's optimisers. Adam and AdamW use the fused kernels where torch has them
+    (CPU since torch 2.4): the same update, one kernel instead of a Python loop over
+    parameters (measured ~10% of a small MLP's step)."""
+    params = list(params)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    try:
+        return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/dtype
+        return cls(params, lr=lr, weight_decay=weight_decay)
+
+
 class LitMethod(L.LightningModule):
     """Wraps a :class:`Method`: one main optimiser step on the method's own parameters, then
     ``method.estimator_steps`` steps on its estimator parameters (manual optimisation)."""
@@ -70,6 +87,7 @@ class LitMethod(L.LightningModule):
         self.has_estimators = any(True for _ in method.estimator_parameters())
         self._epoch_sums: dict[str, dict[str, torch.Tensor]] = {}
         self._epoch_counts: dict[str, int] = {}
+        self.samples_trained = 0  # in this process's fit, all ranks counted
 
     # --- data ----------------------------------------------------------------------------
     def _loader(self, split: str, shuffle: bool) -> Any:
@@ -106,17 +124,12 @@ class LitMethod(L.LightningModule):
     # --- optimisation --------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         cfg = self.train_cfg
-        make = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[
-            cfg["optimizer"]
-        ]
-        main = make(
-            list(self.method.main_parameters()), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
+        main = build_optimizer(
+            cfg["optimizer"], self.method.main_parameters(), cfg["lr"], cfg["weight_decay"]
         )
         if not self.has_estimators:
             return main
-        estimator = torch.optim.Adam(
-            list(self.method.estimator_parameters()), lr=cfg["estimator_lr"]
-        )
+        estimator = build_optimizer("adam", self.method.estimator_parameters(), cfg["estimator_lr"])
         return [main, estimator]
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -136,8 +149,8 @@ class LitMethod(L.LightningModule):
             self.toggle_optimizer(main_opt)
         loss = self.method.loss(batch)
         main_opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss.total)
-        main_opt.step()
+        self._backward(loss.total)
+        self._step(main_opt)
         if self.has_estimators:
             self.untoggle_optimizer(main_opt)
             est_opt = opts[1]
@@ -145,12 +158,38 @@ class LitMethod(L.LightningModule):
             for _ in range(self.method.estimator_steps):
                 est_opt.zero_grad(set_to_none=True)
                 est_loss = self.method.estimator_loss(batch, loss.state)
-                self.manual_backward(est_loss)
-                est_opt.step()
+                self._backward(est_loss)
+                self._step(est_opt)
             self.untoggle_optimizer(est_opt)
             loss.parts["estimator"] = est_loss.detach()
+        self.samples_trained += len(batch) * self.trainer.world_size
         self._log("train", loss.total, loss.parts, len(batch))
         return loss.total.detach()
+
+    def on_fit_start(self) -> None:
+        # Lightning's backward and optimizer wrappers cost ~0.5 ms per step (hooks, profiler
+        # spans, closures; measured), 3-4% of a small model's step. Where they add nothing
+        # (no gradient scaler; one device, or DDP for the step, whose gradients are already
+        # reduced in backward), call torch directly.
+        strategy, no_scaler = (
+            type(self.trainer.strategy),
+            not hasattr(self.trainer.precision_plugin, "scaler")
+            or self.trainer.precision_plugin.scaler is None,
+        )  # type: ignore[attr-defined]
+        self._raw_backward = no_scaler and strategy is SingleDeviceStrategy
+        self._raw_step = no_scaler and strategy in (SingleDeviceStrategy, DDPStrategy)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self._raw_backward:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
+
+    def _step(self, optimizer: Any) -> None:
+        if self._raw_step:
+            optimizer.optimizer.step()
+        else:
+            optimizer.step()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         loss = self.method.loss(batch)
@@ -183,15 +222,31 @@ class LitMethod(L.LightningModule):
         self._flush("valid")
 
 
-class BestWeights(Callback):
-    """Keeps a copy of the method's weights at the best value of ``monitor`` (lower is
-    better), in memory and in the training checkpoint, so restoring the best epoch costs no
-    extra file per epoch."""
+class RunKeeper(Callback):
+    """The engine's bookkeeping, in one callback (each callback costs dispatch time on every
+    hook of every step):
 
-    def __init__(self, monitor: str | None) -> None:
-        self.monitor = monitor
+    - **best weights**: a copy of the method's weights at the best ``monitor`` value (lower
+      is better), kept in memory and in the training checkpoint, so restoring the best epoch
+      costs no extra file;
+    - **checkpoints**: the full training state is written to ``path`` at the end of an epoch
+      once ``interval`` seconds have passed since the last write (0: every epoch), and always
+      after the final epoch (none with ``path=None``). Resuming from any end-of-epoch state
+      gives the uninterrupted result (the engine reseeds every step), so the interval only
+      bounds the work a kill can lose;
+    - **timing**: wall time of the training epochs (validation included).
+    """
+
+    def __init__(self, monitor: str | None, path: Path | None, interval: float) -> None:
+        self.monitor, self.path, self.interval = monitor, path, interval
         self.score: torch.Tensor | None = None
         self.state: dict[str, torch.Tensor] | None = None
+        self.seconds = 0.0
+        self._epoch_start = 0.0
+        self._last_save = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.monitor is None or trainer.sanity_checking:
@@ -207,34 +262,20 @@ class BestWeights(Callback):
             method: Method = pl_module.method  # type: ignore[assignment]
             self.state = {k: v.detach().clone() for k, v in method.state_dict().items()}
 
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seconds += time.perf_counter() - self._epoch_start
+        if self.path is None:
+            return
+        final = trainer.should_stop or trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
+        if final or time.monotonic() - self._last_save >= self.interval:
+            trainer.save_checkpoint(self.path)
+            self._last_save = time.monotonic()
+
     def state_dict(self) -> dict[str, Any]:
         return {"score": self.score, "state": self.state}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.score, self.state = state_dict["score"], state_dict["state"]
-
-
-class _Timer(Callback):
-    """Wall time and samples of the training epochs (validation excluded)."""
-
-    def __init__(self) -> None:
-        self.seconds, self.samples, self._t0 = 0.0, 0, 0.0
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._t0 = time.perf_counter()
-
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Batch,
-        batch_idx: int,
-    ) -> None:
-        self.samples += len(batch) * trainer.world_size
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.seconds += time.perf_counter() - self._t0
 
 
 @dataclass
@@ -319,17 +360,13 @@ def fit(
     lit = LitMethod(model, cfg, data, target)
     has_valid = len(data.splits.get("valid", ())) > 0
     ckpt_dir = run_dir / "checkpoints"
-    # `last.ckpt` holds the full training state, the best weights included (BestWeights'
-    # state): one write per checkpoint, and a resumed run still knows its best epoch.
-    last = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="last",
-        enable_version_counter=False,
-        every_n_epochs=cfg["checkpoint_every"],
+    # Without a run directory nothing could resume from a checkpoint: write none.
+    keeper = RunKeeper(
+        cfg["monitor"] if has_valid else None,
+        None if tmp is not None else ckpt_dir / "last.ckpt",
+        cfg["checkpoint_interval"],
     )
-    best = BestWeights(cfg["monitor"] if has_valid else None)
-    timer = _Timer()
-    cbs: list[Callback] = [best, last, timer, *callbacks]
+    cbs: list[Callback] = [*callbacks, keeper]
     if has_valid and cfg["patience"] > 0:
         cbs.append(EarlyStopping(cfg["monitor"], patience=cfg["patience"], mode="min"))
     n_batches = max(1, len(data.indices("train")) // cfg["batch_size"])
@@ -346,23 +383,26 @@ def fit(
         enable_model_summary=False,
         log_every_n_steps=min(50, n_batches),
         use_distributed_sampler=False,
-        plugins=[AtomicCheckpointIO()],
+        # Checkpoints are written by a background thread from a copy of the state, so an
+        # epoch's training does not wait for the disk (measured: ~20% of a small epoch).
+        plugins=[AsyncCheckpointIO(AtomicCheckpointIO())],
+        enable_checkpointing=False,  # RunKeeper does it
         num_sanity_val_steps=0,
     )
     last_path = ckpt_dir / "last.ckpt"
     with contextlib.redirect_stdout(sys.stderr):
         trainer.fit(lit, ckpt_path=str(last_path) if last_path.exists() else None)
 
-    best_loss = None if best.score is None else float(best.score)
-    if cfg["restore_best"] and best.state is not None:
-        model.load_state_dict(best.state)
-    seconds = timer.seconds
+    best_loss = None if keeper.score is None else float(keeper.score)
+    if cfg["restore_best"] and keeper.state is not None:
+        model.load_state_dict(keeper.state)
+    seconds = keeper.seconds
     run = Run(
         model=model,
         out=None if tmp else run_dir,
         epochs=trainer.current_epoch,
         train_seconds=seconds,
-        samples_per_second=timer.samples / seconds if seconds > 0 else math.nan,
+        samples_per_second=lit.samples_trained / seconds if seconds > 0 else math.nan,
         best_valid_loss=best_loss,
         history=_history(run_dir),
         config=config or {},
