@@ -44,10 +44,18 @@ class CLIP(Method):
         **kwargs,
     ) -> None:
         super().__init__(modalities, embed_dim, **kwargs)
-        self.projections = nn.ModuleDict(
-            {m: MLPHead(embed_dim, proj_hidden, proj_dim) for m in self.modality_names}
-        )
+        self.proj_dim, self.proj_hidden = proj_dim, proj_hidden
+        self.projections = self.projection_heads()
         self.infonce = InfoNCE(temperature)
+
+    def projection_heads(self) -> nn.ModuleDict:
+        """One ``embed_dim -> proj_hidden -> proj_dim`` head per modality."""
+        return nn.ModuleDict(
+            {
+                m: MLPHead(self.embed_dim, self.proj_hidden, self.proj_dim)
+                for m in self.modality_names
+            }
+        )
 
     def encode(self, batch: Batch) -> Factors:
         emb = zero_missing(self.embed(batch), batch.present)

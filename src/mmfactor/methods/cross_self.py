@@ -14,7 +14,6 @@ from mmfactor.augment import default_augmentation
 from mmfactor.data.batching import Batch
 from mmfactor.methods.base import Loss
 from mmfactor.methods.clip import CLIP
-from mmfactor.methods.heads import MLPHead
 from mmfactor.methods.registry import register
 
 
@@ -27,21 +26,10 @@ class CrossSelf(CLIP):
         (others as :class:`~mmfactor.methods.clip.CLIP`)
     """
 
-    def __init__(
-        self,
-        modalities,
-        embed_dim: int = 128,
-        proj_dim: int = 64,
-        proj_hidden: int = 128,
-        temperature: float = 0.1,
-        self_weight: float = 1.0,
-        **kwargs,
-    ) -> None:
-        super().__init__(modalities, embed_dim, proj_dim, proj_hidden, temperature, **kwargs)
+    def __init__(self, modalities, self_weight: float = 1.0, **kwargs) -> None:
+        super().__init__(modalities, **kwargs)
         self.self_weight = self_weight
-        self.self_projections = nn.ModuleDict(
-            {m: MLPHead(embed_dim, proj_hidden, proj_dim) for m in self.modality_names}
-        )
+        self.self_projections = self.projection_heads()
         self.augment = nn.ModuleDict(
             {m: default_augmentation(spec) for m, spec in self.modalities.items()}
         )

@@ -27,17 +27,9 @@ class SupCon(CLIP):
 
     uses_labels = True
 
-    def __init__(
-        self,
-        modalities,
-        embed_dim: int = 128,
-        proj_dim: int = 64,
-        proj_hidden: int = 128,
-        temperature: float = 0.1,
-        **kwargs,
-    ) -> None:
-        super().__init__(modalities, embed_dim, proj_dim, proj_hidden, temperature, **kwargs)
-        self.supcon = SupConLoss(temperature)
+    def __init__(self, modalities, **kwargs) -> None:
+        super().__init__(modalities, **kwargs)
+        self.supcon = SupConLoss(self.infonce.temperature)
 
     def build_task_modules(self, task: TaskSpec) -> None:
         if task.kind != "classification":
