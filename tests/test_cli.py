@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from mmfactor.cli import main
 
@@ -119,6 +120,28 @@ def test_bad_data_option_value_exits_2(tmp_path, capsys):
     assert main(args) == 2
     assert "modalities" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_sequence_data_set_by_set_gets_the_sequence_defaults(tmp_path, capsys):
+    out = tmp_path / "seq"
+    args = [
+        "fit",
+        "--method",
+        "clip",
+        "--data",
+        "synthetic",
+        "--set",
+        "data.n=300",
+        "--set",
+        "data.kind=sequence",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["method"]["encoder_options"] == {"hidden": 64}  # the `sequence` family's
 
 
 def test_data_list_and_inspect(capsys):

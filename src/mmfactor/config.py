@@ -129,6 +129,7 @@ def resolve(
     from mmfactor.data.registry import loader_options
     from mmfactor.methods.registry import default_config, hyperparameters
 
+    sets = list(sets)
     user = copy.deepcopy(dict(config or {}))
     unknown = [k for k in user if k not in ("data", "method", "train", "evaluate")]
     if unknown:
@@ -143,7 +144,16 @@ def resolve(
         "train": dict(TRAIN_DEFAULTS),
         "evaluate": copy.deepcopy(EVALUATE_DEFAULTS),
     }
-    _merge(cfg, default_config(method, dataset_family(data, cfg["data"])))
+    # The family (and so the method's defaults) depends on data options, which may come from
+    # any later layer (e.g. `--set data.kind=sequence`): resolve the data section first.
+    data_section = copy.deepcopy(cfg["data"])
+    _merge(data_section, user.get("data") or {})
+    for item in sets:
+        path, value = parse_set(item)
+        if path[0] == "data":
+            _set_path(data_section, path[1:], value)
+    _merge(data_section, (overrides or {}).get("data") or {})
+    _merge(cfg, default_config(method, dataset_family(data, data_section)))
     _merge(cfg, user)
     for item in sets:
         path, value = parse_set(item)

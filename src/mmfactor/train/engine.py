@@ -1,6 +1,8 @@
-"""The training engine: PyTorch Lightning drives devices, precision, checkpoints, early
-stopping, logging and the progress bar; :class:`LitMethod` adds the alternation of a main
-step and estimator steps that methods with estimator networks need (``spec/methods.md``).
+"""The training engine. PyTorch Lightning drives the loop, devices, data parallelism,
+precision, checkpoint I/O, logging and the progress bar; :class:`LitMethod` adds the
+alternation of a main step and estimator steps that methods with estimator networks need
+(``spec/methods.md``), and :class:`RunKeeper` the end-of-epoch validation, best weights,
+early stopping and periodic checkpoints.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ from mmfactor.methods.base import Method
 
 for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
     logging.getLogger(_name).setLevel(logging.WARNING)
-# Expected when a run resumes in its own directory.
-warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
@@ -125,9 +125,10 @@ class LitMethod(L.LightningModule):
             self._valid_loader = self._loader("valid", shuffle=False)
         was_training = self.method.training
         self.method.eval()
-        for batch in self._valid_loader:
-            loss = self.method.loss(batch.to(self.device))
-            self._log("valid", loss.total, loss.parts, len(batch))
+        with self.trainer.precision_plugin.forward_context():  # as the training step has
+            for batch in self._valid_loader:
+                loss = self.method.loss(batch.to(self.device))
+                self._log("valid", loss.total, loss.parts, len(batch))
         self.method.train(was_training)
         return self._flush("valid")
 
