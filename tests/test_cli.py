@@ -232,3 +232,58 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path):
         weights[devices] = torch.load(out / "model.pt", weights_only=True)
     diff = max(float((weights[2][k] - weights[1][k]).abs().max()) for k in weights[1])
     assert diff < 1e-4
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    """SIGKILL a real `mmfactor fit` once its first checkpoint exists; the same command then
+    finishes the run, with the weights of an uninterrupted one."""
+    import signal
+    import time
+
+    import torch
+
+    def command(out):
+        return [
+            sys.executable,
+            "-m",
+            "mmfactor.cli",
+            "fit",
+            "--method",
+            "cross-self",
+            "--data",
+            "synthetic",
+            "--set",
+            "data.n=600",
+            "--set",
+            "method.embed_dim=8",
+            "--set",
+            "train.checkpoint_interval=0",
+            "--set",
+            "train.patience=0",
+            "--set",
+            "train.batch_size=64",
+            "--epochs",
+            "40",
+            "--out",
+            str(out),
+        ]
+
+    killed = subprocess.Popen(
+        command(tmp_path / "run"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == -signal.SIGKILL  # it was still running: a real interruption
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+    for out in (tmp_path / "run", tmp_path / "ref"):
+        proc = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    resumed = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    reference = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)
+    assert all(torch.equal(resumed[k], reference[k]) for k in reference)
+    assert len(list((tmp_path / "run" / "logs").glob("attempt*"))) == 2
