@@ -1,0 +1,177 @@
+"""Critics f(a, b) for the critic-based MI bounds, scoring every (a_i, b_j) pair at once.
+
+Each critic maps ``a`` ``(B_a, d_a)`` and ``b`` ``(B_b, d_b)`` to a score matrix ``(B_a, B_b)``
+with ``forward`` and scores only aligned pairs ``(B,)`` with ``positive`` (no B^2 work).
+The three parameterisations are those compared by Poole et al. (2019, "On variational bounds
+of mutual information"): separable, bilinear and concatenated ("joint") critics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mmfactor.errors import InputError, unknown_name
+
+Hidden = int | Sequence[int]
+
+
+def hidden_sizes(hidden: Hidden) -> tuple[int, ...]:
+    """``hidden`` as a tuple of layer widths (an int is one layer); validated."""
+    sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    if any(not isinstance(h, int) or h < 1 for h in sizes):
+        raise InputError(f"hidden sizes must be positive integers, got {hidden!r}")
+    return sizes
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    """``in_dim -> hidden[0] -> ... -> out_dim``, ReLU between layers, linear output."""
+    dims = [in_dim, *hidden, out_dim]
+    layers: list[nn.Module] = []
+    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(d_in, d_out))
+    return nn.Sequential(*layers)
+
+
+def _check_dims(a_dim: int, b_dim: int) -> None:
+    if a_dim < 1 or b_dim < 1:
+        raise InputError(f"critic: dimensions must be positive, got a_dim={a_dim} b_dim={b_dim}")
+
+
+class Critic(nn.Module):
+    """Base class: ``forward(a, b) -> (B_a, B_b)`` scores, ``positive(a, b) -> (B,)``."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def positive(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class SeparableCritic(Critic):
+    """f(a, b) = g(a)^T h(b) / tau with MLPs g, h into ``embed_dim`` (Poole et al. 2019).
+
+    Cost for B x B scores: O(B) network passes plus one ``(B, e) x (e, B)`` matmul.
+
+    Example:
+        >>> critic = SeparableCritic(3, 4, hidden=(8,), embed_dim=5)
+        >>> critic(torch.zeros(2, 3), torch.zeros(6, 4)).shape
+        torch.Size([2, 6])
+    """
+
+    def __init__(
+        self,
+        a_dim: int,
+        b_dim: int,
+        hidden: Hidden = (128, 64),
+        embed_dim: int = 32,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        _check_dims(a_dim, b_dim)
+        if embed_dim < 1 or temperature <= 0:
+            raise InputError(
+                f"separable critic: embed_dim must be >= 1 and temperature > 0, got "
+                f"{embed_dim} and {temperature}"
+            )
+        sizes = hidden_sizes(hidden)
+        self.g = mlp(a_dim, sizes, embed_dim)
+        self.h = mlp(b_dim, sizes, embed_dim)
+        self.temperature = temperature
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.g(a) @ self.h(b).T / self.temperature
+
+    def positive(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (self.g(a) * self.h(b)).sum(1) / self.temperature
+
+
+class BilinearCritic(Critic):
+    """f(a, b) = a^T W b (the critic of CPC, van den Oord et al. 2018). Cost O(B d_a d_b + B^2 d_b).
+
+    Example:
+        >>> BilinearCritic(3, 4)(torch.zeros(2, 3), torch.zeros(6, 4)).shape
+        torch.Size([2, 6])
+    """
+
+    def __init__(self, a_dim: int, b_dim: int) -> None:
+        super().__init__()
+        _check_dims(a_dim, b_dim)
+        # Small random start: with W = 0 every pair scores alike, a saddle of the bounds.
+        self.weight = nn.Parameter(torch.randn(a_dim, b_dim) / (a_dim * b_dim) ** 0.5)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a @ self.weight) @ b.T
+
+    def positive(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return ((a @ self.weight) * b).sum(1)
+
+
+class ConcatCritic(Critic):
+    """f(a, b) = MLP([a; b]), the joint critic FactorCL uses, made affordable for all pairs.
+
+    The first layer is linear, so ``W [a; b] + w0 = (W_a a + w0) + W_b b``: both halves are
+    computed once per sample, ``O(B (d_a + d_b) H)``, and broadcast-added into a
+    ``(B_a, B_b, H)`` tensor; only the later layers run on the B^2 rows, ``O(B^2 H H')``.
+    The tiled ``(B^2, d_a + d_b)`` input is never built. ``hidden`` needs at least one layer
+    (a linear critic is additive in a and b, which no bound can use).
+
+    Example:
+        >>> c = ConcatCritic(3, 4, hidden=(8, 4))
+        >>> c(torch.zeros(2, 3), torch.zeros(6, 4)).shape
+        torch.Size([2, 6])
+        >>> c.positive(torch.zeros(5, 3), torch.zeros(5, 4)).shape
+        torch.Size([5])
+    """
+
+    def __init__(self, a_dim: int, b_dim: int, hidden: Hidden = (128, 64)) -> None:
+        super().__init__()
+        _check_dims(a_dim, b_dim)
+        sizes = hidden_sizes(hidden)
+        if not sizes:
+            raise InputError("concat critic: hidden needs at least one layer")
+        self.first_a = nn.Linear(a_dim, sizes[0])
+        self.first_b = nn.Linear(b_dim, sizes[0], bias=False)
+        # Initialise as one nn.Linear(d_a + d_b, H) would be (fan-in d_a + d_b).
+        joint = nn.Linear(a_dim + b_dim, sizes[0])
+        with torch.no_grad():
+            self.first_a.weight.copy_(joint.weight[:, :a_dim])
+            self.first_a.bias.copy_(joint.bias)
+            self.first_b.weight.copy_(joint.weight[:, a_dim:])
+        self.rest = nn.Sequential(nn.ReLU(), mlp(sizes[0], sizes[1:], 1))
+
+    def first_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight ``(H, d_a + d_b)`` and bias ``(H,)`` of the equivalent layer on ``[a; b]``."""
+        return torch.cat([self.first_a.weight, self.first_b.weight], 1), self.first_a.bias
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        pre = self.first_a(a)[:, None, :] + self.first_b(b)[None, :, :]  # (B_a, B_b, H)
+        return self.rest(pre).squeeze(-1)
+
+    def positive(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.rest(self.first_a(a) + self.first_b(b)).squeeze(-1)
+
+
+CRITICS = ("concat", "separable", "bilinear")
+
+
+def build_critic(
+    kind: str, a_dim: int, b_dim: int, hidden: Hidden = (128, 64), **opts: float
+) -> Critic:
+    """A critic by name: ``concat``, ``separable`` (options ``embed_dim``, ``temperature``)
+    or ``bilinear`` (``hidden`` unused)."""
+    allowed = {"embed_dim", "temperature"} if kind == "separable" else set()
+    unknown = [k for k in opts if k not in allowed]
+    if unknown:
+        raise InputError(f"{kind} critic: unknown option {unknown[0]!r}")
+    if kind == "separable":
+        return SeparableCritic(a_dim, b_dim, hidden, **opts)  # type: ignore[arg-type]
+    if kind == "concat":
+        return ConcatCritic(a_dim, b_dim, hidden)
+    if kind == "bilinear":
+        return BilinearCritic(a_dim, b_dim)
+    raise unknown_name("critic", kind, list(CRITICS))
