@@ -85,7 +85,7 @@ def _set_path(cfg: dict[str, Any], path: list[str], value: Any) -> None:
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in update.items():
-        if isinstance(v, Mapping) and isinstance(base.get(k), dict) and k != "encoder":
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
             _merge(base[k], v)
         else:
             base[k] = copy.deepcopy(v)

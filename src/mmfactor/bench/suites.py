@@ -19,10 +19,6 @@ class BenchData:
     missing: tuple[str, ...] = ()
     train: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def key(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True)
 class Suite:
