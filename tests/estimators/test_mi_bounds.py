@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmfactor.errors import InputError
-from mmfactor.estimators import MINE, available, build, estimate_mi
+from mmfactor.estimators import MINE, available, build, correlated_gaussians, estimate_mi
 
 LOWER = ["infonce", "nwj", "mine", "js", "smile"]
 TOL = 0.1  # nats above the truth a held-out lower-bound estimate may reach by noise
@@ -20,13 +20,12 @@ CASES = [(5, 0.8), (1, 0.5), (2, 0.9), (3, 0.0)]
 
 
 def gaussians(n: int, d: int, rho: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(n, d))
-    return a, rho * a + math.sqrt(1 - rho**2) * rng.normal(size=(n, d))
+    a, b, _ = correlated_gaussians(n, d, rho, seed)
+    return a, b
 
 
 def truth(d: int, rho: float) -> float:
-    return -d / 2 * math.log(1 - rho**2)
+    return correlated_gaussians(1, d, rho)[2]
 
 
 def test_available_lists_everything():

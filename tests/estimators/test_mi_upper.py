@@ -7,20 +7,27 @@ import numpy as np
 import pytest
 import torch
 
-from mmfactor.estimators import CLUB, NCECLUB, CLUBSample, L1Out, build, estimate_mi
+from mmfactor.estimators import (
+    CLUB,
+    NCECLUB,
+    CLUBSample,
+    L1Out,
+    build,
+    correlated_gaussians,
+    estimate_mi,
+)
 
 TOL = 0.1  # nats below the truth an estimate may fall by noise / unfinished fitting
 CASES = [(5, 0.8), (1, 0.5), (2, 0.9), (3, 0.0)]
 
 
 def gaussians(n: int, d: int, rho: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(n, d))
-    return a, rho * a + math.sqrt(1 - rho**2) * rng.normal(size=(n, d))
+    a, b, _ = correlated_gaussians(n, d, rho, seed)
+    return a, b
 
 
 def truth(d: int, rho: float) -> float:
-    return -d / 2 * math.log(1 - rho**2)
+    return correlated_gaussians(1, d, rho)[2]
 
 
 def log_q_matrix(est, a, b):
