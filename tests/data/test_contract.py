@@ -76,3 +76,12 @@ def test_sampler_epochs_differ_and_repeat():
     s.set_epoch(0)
     assert not np.array_equal(first, second)
     assert np.array_equal(first, np.concatenate(list(s)))
+
+
+def test_labeled_flags_only_when_the_batch_has_unlabeled_samples(toy):
+    train = toy.indices("train")
+    full = next(iter(make_loader(toy, train, 32, target="y")))
+    assert full.labeled is None
+    mixed = next(iter(make_loader(toy, train, 32, target="y", unlabeled=train[::2])))
+    assert mixed.labeled is not None
+    assert torch.equal(mixed.labeled, ~torch.isin(mixed.index, torch.as_tensor(train[::2])))

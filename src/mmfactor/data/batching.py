@@ -25,7 +25,8 @@ from mmfactor.data.dataset import MultimodalDataset
 class Batch:
     """One batch. Shapes: ``x[m]`` ``(B, D)``, ``(B, T, D)`` or ``(B, C, H, W)``;
     ``mask[m]`` ``(B, T)`` bool for sequences; ``present[m]`` ``(B,)`` bool; ``y`` ``(B,)``;
-    ``labeled`` ``(B,)`` bool (False for samples of the unlabeled pool)."""
+    ``labeled`` ``(B,)`` bool (False for samples of the unlabeled pool; ``None`` when every
+    sample of the batch is labeled)."""
 
     x: dict[str, torch.Tensor]
     present: dict[str, torch.Tensor]
@@ -91,8 +92,16 @@ class ArrayBatches(Dataset):
                 x[m] = torch.as_tensor(np.ascontiguousarray(d.arrays[m][idx]))
         present = {m: torch.as_tensor(d.present[m][idx]) for m in d.modalities}
         y = None if self.target is None else torch.as_tensor(self.target.values[idx])
+        # None when every sample is labeled (the usual case): methods then need no mask,
+        # and on an accelerator no host sync to find out.
+        labeled = ~self.unlabeled[idx]
         return Batch(
-            x, present, mask, y, torch.as_tensor(~self.unlabeled[idx]), torch.as_tensor(idx)
+            x,
+            present,
+            mask,
+            y,
+            None if labeled.all() else torch.as_tensor(labeled),
+            torch.as_tensor(idx),
         )
 
 

@@ -335,9 +335,7 @@ class FactorCLSup(FactorCLBase):
         emb = self.embed(batch)
         state: dict[str, Any] = {}
         uncond = self.unconditional_terms(emb, state)
-        rows = None
-        if batch.labeled is not None and not bool(batch.labeled.all()):
-            rows = batch.labeled
+        rows = batch.labeled  # None: every row is labeled
         y = batch.y if rows is None else batch.y[rows]
         lab = emb if rows is None else {m: e[rows] for m, e in emb.items()}
         if len(y) >= 2:

@@ -74,6 +74,8 @@ class Supervised(Method):
     def loss(self, batch: Batch) -> Loss:
         assert self.task is not None and batch.y is not None, "supervised needs a target"
         out = self.predict(batch)
-        labeled = batch.labeled if batch.labeled is not None else torch.ones_like(batch.y).bool()
-        task = task_loss(self.task, out[labeled], batch.y[labeled])
+        y = batch.y
+        if batch.labeled is not None:
+            out, y = out[batch.labeled], y[batch.labeled]
+        task = task_loss(self.task, out, y)
         return Loss(task, {"task": task})
