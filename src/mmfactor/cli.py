@@ -131,14 +131,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mmfactor.bench import read_records, results_markdown
-    from mmfactor.io import write_text
+    from mmfactor.bench import read_records, write_report
 
     path = Path(args.dir) / "results.jsonl"
     if not path.exists():
         raise InputError(f"{path}: no such file (run `mmfactor bench --out {args.dir}` first)")
-    text = results_markdown(read_records(path))
-    write_text(Path(args.dir) / "results.md", text)
+    text = write_report(args.dir, read_records(path))
     _emit({"results": str(Path(args.dir) / "results.md")}, args.json, text)
     return 0
 

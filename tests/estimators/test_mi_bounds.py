@@ -134,3 +134,27 @@ def test_build_validation():
         estimate_mi(np.zeros((10, 2)), np.zeros((9, 2)))
     with pytest.raises(InputError):
         estimate_mi(np.zeros((10, 2)), np.zeros((10, 2)), batch_size=64)
+
+
+@pytest.mark.parametrize("critic", ["concat", "separable"])
+def test_infonce_on_a_table_of_distinct_rows(critic):
+    """b_index: the critic scores B x K distinct pairs; estimate and gradients equal those
+    on the expanded B rows."""
+    from mmfactor.estimators import InfoNCE
+
+    torch.manual_seed(0)
+    est = InfoNCE(5, 3, critic=critic, hidden=(8,))
+    a = torch.randn(20, 5, requires_grad=True)
+    table = torch.randn(4, 3, requires_grad=True)
+    y = torch.randint(0, 4, (20,))
+    fast, slow = est.mi(a, table, b_index=y), est.mi(a, table[y])
+    assert torch.allclose(fast, slow, atol=1e-6)
+    for g_fast, g_slow in zip(
+        torch.autograd.grad(fast, [a, table]), torch.autograd.grad(slow, [a, table]), strict=True
+    ):
+        assert torch.allclose(g_fast, g_slow, atol=1e-6)
+    with pytest.raises(InputError, match="b_index must be"):
+        est.mi(a, table, b_index=y[:5])
+    conditional = InfoNCE(5, 3, hidden=(8,), condition="negatives")
+    with pytest.raises(InputError, match="unconditional"):
+        conditional.mi(a, table, y, b_index=y)

@@ -94,3 +94,25 @@ def test_build_critic_and_validation():
         SeparableCritic(2, 3, temperature=0.0)
     with pytest.raises(InputError):
         build_critic("concat", 2, 3, hidden=(4, 0))
+
+
+def test_concat_in_row_blocks_equals_one_block(monkeypatch):
+    """On CPU the pair activations are computed in blocks of anchor rows (memory reuse);
+    values and gradients are those of the single-block computation."""
+    import mmfactor.estimators.critics as critics
+
+    torch.manual_seed(0)
+    critic = ConcatCritic(3, 4, hidden=(8, 5))
+    a = torch.randn(11, 3, requires_grad=True)
+    b = torch.randn(6, 4, requires_grad=True)
+    whole = critic(a, b)
+    monkeypatch.setattr(critics, "CHUNK_BYTES", 4 * 6 * 8 * 4)  # 4 rows per block
+    assert critic.chunk_rows(6, a) == 4
+    blocks = critic(a, b)
+    assert torch.allclose(whole, blocks, atol=1e-6)
+    g = torch.randn(11, 6)
+    params = [a, b, *critic.parameters()]
+    for x, y in zip(
+        torch.autograd.grad(whole, params, g), torch.autograd.grad(blocks, params, g), strict=True
+    ):
+        assert torch.allclose(x, y, atol=1e-6)

@@ -183,3 +183,46 @@ def test_default_configs():
         cfg = mf.methods.default_config(name, "factorcl-synthetic")
         assert cfg["train"]["lr"] == 1e-4 and cfg["method"]["estimator_steps"] == 5
         assert mf.methods.default_config(name, "synthetic")["train"]["max_epochs"] > 0
+
+
+def test_estimator_batch_draws_a_subset_per_step(toy):
+    with pytest.raises(InputError, match="estimator_batch"):
+        build("factorcl-sup", toy, estimator_batch=1)
+    model = build("factorcl-sup", toy, estimator_batch=16)
+    batch = first_batch(toy)
+    state = model.loss(batch).state
+    a, b, c = state["club_cond:0_1"]
+    seen = []
+    for _ in range(2):
+        rows = model.estimator_rows((a, b, c))
+        assert rows[0].shape == (16, a.shape[1]) and rows[2].shape[0] == 16
+        seen.append(rows[0])
+    assert not torch.equal(seen[0], seen[1])  # a fresh draw each critic step
+    assert torch.isfinite(model.estimator_loss(batch, state))
+    whole = build("factorcl-sup", toy)
+    assert whole.estimator_rows((a, b, c))[0] is a
+
+
+def test_club_floor_stops_pushing_negative_estimates():
+    from mmfactor.methods.factorcl import signed_total
+
+    parts = {
+        "nce_x1_x2": torch.tensor(0.5),
+        "club_x1_x2": torch.tensor(-2.0, requires_grad=True),
+    }
+    assert signed_total(parts).item() == pytest.approx(-2.5)
+    floored = signed_total(parts, club_floor=True)
+    assert floored.item() == pytest.approx(-0.5)
+    (grad,) = torch.autograd.grad(floored, [parts["club_x1_x2"]])
+    assert grad.item() == 0.0
+
+
+def test_label_term_for_classes_scores_the_class_table(toy):
+    """I(X_m; Y) on the K class embeddings equals InfoNCE on the B label rows."""
+    model = build("factorcl-sup", toy)
+    batch = first_batch(toy)
+    z = torch.randn(len(batch), model.proj_dim)
+    y = batch.y.long()
+    fast = model.label_nce("x1", z, model.embed_label(y), y)
+    slow = model.nce_label["x1"].mi(z, model.embed_label(y))
+    assert torch.allclose(fast, slow, atol=1e-6)

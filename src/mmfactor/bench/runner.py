@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mmfactor.bench.plots import plot_mix
 from mmfactor.bench.suites import Suite
 from mmfactor.config import resolve
 from mmfactor.data.dataset import MultimodalDataset
@@ -26,7 +27,7 @@ from mmfactor.evaluate.protocol import (
 )
 from mmfactor.evaluate.reference import RawFeatures
 from mmfactor.io import write_text
-from mmfactor.methods.registry import available
+from mmfactor.methods.registry import available, method_class
 from mmfactor.runs import data_from_config, train_from_config
 
 RAW = "raw"
@@ -108,11 +109,17 @@ def run_bench(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
-    done = {(r["dataset"], r["method"], r["seed"]) for r in read_records(results)}
+    done = {
+        (r["dataset"], r.get("bench_target"), r["method"], r["seed"]) for r in read_records(results)
+    }
+    # Several entries of one data set (one per supervising target): tell their runs apart.
+    names = [e.name for e in entries]
     data_cache: dict[str, MultimodalDataset] = {}
+    label_free: dict[str, tuple[Representation, Any]] = {}  # config without target -> run
     for i, (entry, method, seed, cfg) in enumerate(plan, 1):
-        tag = f"[{i}/{len(plan)}] {entry.name} {method} seed {seed}"
-        if (entry.name, method, seed) in done:
+        label = entry.name if names.count(entry.name) == 1 else f"{entry.name} {entry.target}"
+        tag = f"[{i}/{len(plan)}] {label} {method} seed {seed}"
+        if (entry.name, entry.target, method, seed) in done:
             log(f"{tag}: done, skipped")
             continue
         if entry.name not in data_cache:
@@ -120,11 +127,21 @@ def run_bench(
         data = data_cache[entry.name]
         if method == RAW:
             model: Representation = RawFeatures()
+            run = None
         else:
-            log(f"{tag}: training")
-            run_dir = out / "runs" / entry.name / method / f"seed{seed}"
-            run, _ = train_from_config(cfg, run_dir, data=data)
-            model = run.model
+            # A method that ignores labels learns the same model whatever the target.
+            uses_labels = method_class(method).uses_labels
+            key = json.dumps({**cfg, "train": {**cfg["train"], "target": None}}, sort_keys=True)
+            if not uses_labels and key in label_free:
+                log(f"{tag}: label-free, reusing the model trained for an earlier entry")
+                model, run = label_free[key]
+            else:
+                log(f"{tag}: training")
+                run_dir = out / "runs" / label.replace(" ", "-") / method / f"seed{seed}"
+                run, _ = train_from_config(cfg, run_dir, data=data)
+                model = run.model
+                if not uses_labels:
+                    label_free[key] = (model, run)
         context = {
             "method": method,
             "dataset": entry.name,
@@ -142,15 +159,26 @@ def run_bench(
         )
         append_records(results, records)
         speed = ""
-        if method != RAW:
+        if run is not None:
             speed = (
                 f"{run.epochs} epochs, {run.train_seconds:.1f} s, "
                 f"{run.samples_per_second:.0f} samples/s; "
             )
         log(f"{tag}: {speed}{_summary_line(records, entry.target)}")
     records = read_records(results)
-    write_text(out / "results.md", results_markdown(records))
+    write_report(out, records)
     return records
+
+
+def write_report(out: str | Path, records: list[dict[str, Any]]) -> str:
+    """Write ``results.md`` (returned) and, when the records hold a sweep over mix@r
+    targets, ``mix.png`` into ``out``."""
+    out = Path(out)
+    markdown = results_markdown(records)
+    if plot_mix(records, out / "mix.png"):
+        markdown += "\n![accuracy on mix@r against the unique share r](mix.png)\n"
+    write_text(out / "results.md", markdown)
+    return markdown
 
 
 def _summary_line(records: list[dict[str, Any]], target: str | None) -> str:

@@ -29,6 +29,9 @@ class Suite:
     description: str = ""
 
 
+#: The unique-information shares of the ``mix`` suite (targets ``mix@r`` of ``synthetic``).
+MIX_TARGETS = ("mix@0", "mix@0.25", "mix@0.5", "mix@0.75", "mix@1.0")
+
 SUITES: dict[str, Suite] = {
     "quick": Suite(
         "quick",
@@ -51,6 +54,22 @@ SUITES: dict[str, Suite] = {
         ),
         seeds=1,
         description="every method on synthetic and uci-mfeat (fou + pix), short training",
+    ),
+    # FactorCL's central claim (Liang et al. 2023, Fig. 1): as the share r of task
+    # information that is unique to one modality grows, contrastive learning of what the
+    # modalities share loses accuracy and FactorCL does not. One entry per r: methods that
+    # use labels train on mix@r; label-free ones are trained once and probed on every r.
+    "mix": Suite(
+        "mix",
+        tuple(
+            BenchData(
+                "synthetic", {"n": 4000}, target=t, eval_targets=(t,), train={"max_epochs": 15}
+            )
+            for t in MIX_TARGETS
+        ),
+        seeds=3,
+        methods=("clip", "cross-self", "supcon", "factorcl-ssl", "factorcl-sup"),
+        description="accuracy on synthetic mix@r for r = 0 ... 1 (unique share), with a plot",
     ),
 }
 

@@ -46,11 +46,13 @@ CONDITIONS = ("concat", "negatives", "both")
 class Pairs:
     """One batch, prepared: inputs with c appended where asked, masks and row weights.
 
-    ``a``, ``b``: this rank's rows ``(B, d)``; ``rows``: their indices in the gathered
-    batch; ``same``: ``(B, B_all)`` same-class mask with conditional negatives (None when
-    every column is a candidate); ``valid_all``: ``(B_all,)`` rows that have a negative
-    (None: all); ``weight``: ``(B,)`` so that ``(t * weight).sum()`` is this rank's share of
-    the mean of a per-row term ``t`` over valid rows.
+    ``a``, ``b``: this rank's rows ``(B, d)`` (with ``b_index``, ``b`` holds the K distinct
+    rows ``(K, d)`` shared by every rank and row i of the batch is ``b[b_index[i]]``);
+    ``rows``: their indices in the gathered batch; ``same``: ``(B, B_all)`` same-class mask
+    with conditional negatives (None when every column is a candidate); ``valid_all``:
+    ``(B_all,)`` rows that have a negative (None: all); ``weight``: ``(B,)`` so that
+    ``(t * weight).sum()`` is this rank's share of the mean of a per-row term ``t`` over
+    valid rows.
     """
 
     a: torch.Tensor
@@ -60,6 +62,7 @@ class Pairs:
     same: torch.Tensor | None
     valid_all: torch.Tensor | None
     weight: torch.Tensor
+    b_index: torch.Tensor | None = None
 
     def mean(self, t: torch.Tensor) -> torch.Tensor:
         """This rank's share of the mean of the per-row term ``t`` ``(B,)``."""
@@ -172,8 +175,26 @@ class MIEstimator(nn.Module):
             )
         return c.to(like.dtype)
 
-    def prepare(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None) -> Pairs:
-        """Check shapes, append c where asked, build masks and row weights."""
+    def prepare(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        c: torch.Tensor | None,
+        b_index: torch.Tensor | None = None,
+    ) -> Pairs:
+        """Check shapes, append c where asked, build masks and row weights. With
+        ``b_index`` ``(B,)``, ``b`` is a table of distinct rows ``(K, d_b)`` (unconditional
+        estimators only)."""
+        if b_index is not None:
+            if c is not None or self.conditional:
+                raise InputError(f"{self.name}: b_index needs an unconditional estimator")
+            if b_index.dim() != 1 or b_index.shape[0] != a.shape[0]:
+                raise InputError(
+                    f"{self.name}: b_index must be ({a.shape[0]},), got {tuple(b_index.shape)}"
+                )
+            p = self.prepare(a, b[b_index], None)
+            p.b, p.b_index = b, b_index
+            return p
         if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[0]:
             raise InputError(
                 f"{self.name}: a and b must be (B, d) with the same B, got {tuple(a.shape)} "

@@ -16,6 +16,7 @@ from torch import nn
 from mmfactor.errors import InputError, unknown_name
 
 Hidden = int | Sequence[int]
+CHUNK_BYTES = 16 * 2**20  # see ConcatCritic.chunk_rows
 
 
 def hidden_sizes(hidden: Hidden) -> tuple[int, ...]:
@@ -143,14 +144,37 @@ class ConcatCritic(Critic):
             self.first_a.bias.copy_(joint.bias)
             self.first_b.weight.copy_(joint.weight[:, a_dim:])
         self.rest = nn.Sequential(nn.ReLU(), mlp(sizes[0], sizes[1:], 1))
+        self.widest = max(sizes)
 
     def first_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight ``(H, d_a + d_b)`` and bias ``(H,)`` of the equivalent layer on ``[a; b]``."""
         return torch.cat([self.first_a.weight, self.first_b.weight], 1), self.first_a.bias
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        pre = self.first_a(a)[:, None, :] + self.first_b(b)[None, :, :]  # (B_a, B_b, H)
-        return self.rest(pre).squeeze(-1)
+        first_a, first_b = self.first_a(a), self.first_b(b)
+        rows = self.chunk_rows(b.shape[0], first_a)
+        if rows >= a.shape[0]:
+            return self.rest(first_a[:, None, :] + first_b[None, :, :]).squeeze(-1)
+        return torch.cat(  # (rows, B_b, H) blocks
+            [
+                self.rest(chunk[:, None, :] + first_b[None, :, :]).squeeze(-1)
+                for chunk in first_a.split(rows)
+            ]
+        )
+
+    def chunk_rows(self, n_b: int, like: torch.Tensor) -> int:
+        """Anchor rows per block of the ``(B_a, B_b, H)`` activations.
+
+        On CPU, blocks of at most ``CHUNK_BYTES`` (16 MiB): glibc returns allocations above
+        its mmap threshold (32 MiB at most) to the system on free, so every fresh full-size
+        activation page-faults in again, which added a third to the matmuls' time (measured
+        for B = 256, H = 512: forward + backward 1.17 s whole, 0.90 s in 32-row blocks,
+        0.89 s for its three matmuls alone). Autograd keeps one graph per block, so the
+        gradient is the same. Elsewhere (GPU caching allocators) one block.
+        """
+        if like.device.type != "cpu":
+            return like.shape[0]
+        return max(1, CHUNK_BYTES // (n_b * self.widest * like.element_size()))
 
     def positive(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.rest(self.first_a(a) + self.first_b(b)).squeeze(-1)

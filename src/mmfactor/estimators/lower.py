@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from mmfactor.errors import InputError
 from mmfactor.estimators.base import MIEstimator, Pairs, row_logmeanexp, row_mean
 from mmfactor.estimators.critics import Hidden, build_critic
-from mmfactor.losses.distributed import gather
+from mmfactor.losses.distributed import gather, gather_nograd
 
 
 class CriticEstimator(MIEstimator):
@@ -42,8 +42,13 @@ class CriticEstimator(MIEstimator):
 
     def scores(self, p: Pairs) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores ``(B, B_all)`` of this rank's anchors against the gathered b, and the
-        aligned pairs' scores ``(B,)`` taken from it."""
-        s = self.critic(p.a, gather(p.b))
+        aligned pairs' scores ``(B,)`` taken from it. With a table of distinct b rows
+        (``p.b_index``), the critic scores the ``(B, K)`` distinct pairs and the columns are
+        expanded by index: the same matrix for O(B K) critic work instead of O(B^2)."""
+        if p.b_index is None:
+            s = self.critic(p.a, gather(p.b))
+        else:
+            s = self.critic(p.a, p.b)[:, gather_nograd(p.b_index)]
         return s, s[torch.arange(len(p.rows), device=s.device), p.rows]
 
     def learning_loss(
@@ -74,8 +79,17 @@ class InfoNCE(CriticEstimator):
 
     name = "infonce"
 
-    def mi(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        p = self.prepare(a, b, c)
+    def mi(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        c: torch.Tensor | None = None,
+        b_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``b_index`` ``(B,)``: ``b`` is then a table of K distinct rows ``(K, d_b)`` shared
+        by all ranks (e.g. class embeddings) and sample i pairs ``a[i]`` with
+        ``b[b_index[i]]``; the same estimate, the critic run on B x K pairs only."""
+        p = self.prepare(a, b, c, b_index)
         s, pos = self.scores(p)
         return p.mean(infonce_terms(p, s, pos))
 

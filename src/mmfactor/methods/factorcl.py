@@ -62,6 +62,16 @@ Reference-code bugs not copied (spec section 2):
   (concatenation appends c to a and to b; conditional negatives are symmetric);
 - the SupCon/SimCLR baselines did not L2-normalise features: see ``clip``/``supcon``, which do.
 
+Cost. With the concat critic (faithful, the default) every term scores all B^2 pairs
+through the critic's hidden layers, which dominates a step. What keeps it affordable, all
+exact: the critic's first layer is applied per sample, never to a tiled input
+(:class:`~mmfactor.estimators.critics.ConcatCritic`); on CPU the pair activations are
+computed in blocks that the allocator reuses; for class labels I(X_m; Y) scores the K class
+embeddings, not B label rows; the estimator step reuses the main step's detached head
+outputs instead of encoding fresh batches, and freezes everything else. ``estimator_batch``
+reproduces the released code's smaller critic batches. ``benchmarks/factorcl_speed.py``
+measures all of it against the released code's way on the same machine.
+
 Data parallelism: the estimators gather negatives across ranks; nothing here drops rows
 per rank when every sample is labeled (see :class:`FactorCLSup` for partly labeled batches).
 
@@ -96,6 +106,7 @@ from mmfactor.data.batching import Batch
 from mmfactor.data.dataset import TaskSpec
 from mmfactor.errors import InputError
 from mmfactor.estimators.base import MIEstimator
+from mmfactor.estimators.lower import InfoNCE
 from mmfactor.estimators.registry import build as build_estimator
 from mmfactor.methods.base import Factors, Loss, Method
 from mmfactor.methods.heads import MLPHead
@@ -120,6 +131,18 @@ class FactorCLBase(Method):
         critic_hidden: hidden widths of every critic.
         estimator_steps: NCE-CLUB critic steps per main step (paper: 5 on synthetic data,
             1 on MultiBench).
+        club_floor: enter the NCE-CLUB estimates into the loss as max(I_CLUB, 0) (not in
+            the paper; False is faithful). An estimate below 0 is wrong (MI >= 0): the
+            critic has fallen behind, and minimising it further only drives the heads into
+            the critic's blind spot. With the separable critic, whose scores grow with the
+            features' scale, that runs away: on ``synthetic`` (n 6000, lr 1e-3, 30 epochs)
+            the faithful loss reached I_CLUB = -9e11 on valid and a probe accuracy of 0.63
+            on mix@0.5; with the floor the estimates stayed within [-0.7, 0.2] and the
+            accuracy was 0.77 (the concat critic, faithful: 0.78).
+        estimator_batch: rows each critic step uses, drawn afresh per step from the batch's
+            detached head outputs (None: the whole batch). The released synthetic code
+            trains the critics on fresh batches of 128 while the main step uses 256; with
+            the concat critic the critic steps then cost a quarter.
         (others: see :class:`~mmfactor.methods.base.Method`)
     """
 
@@ -134,6 +157,8 @@ class FactorCLBase(Method):
         critic: str = "concat",
         critic_hidden: Sequence[int] = (128,),
         estimator_steps: int = 1,
+        estimator_batch: int | None = None,
+        club_floor: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(modalities, embed_dim, **kwargs)
@@ -143,6 +168,15 @@ class FactorCLBase(Method):
             raise InputError(f"{self.name}: estimator_steps must be an integer")
         if estimator_steps < 1:
             raise InputError(f"{self.name}: estimator_steps must be >= 1, got {estimator_steps}")
+        if estimator_batch is not None and (
+            isinstance(estimator_batch, bool)
+            or not isinstance(estimator_batch, int)
+            or estimator_batch < 2
+        ):
+            raise InputError(
+                f"{self.name}: estimator_batch must be None or an integer >= 2, got "
+                f"{estimator_batch!r}"
+            )
         if proj_dim < 1 or proj_hidden < 0:
             raise InputError(
                 f"{self.name}: proj_dim must be >= 1 and proj_hidden >= 0, got "
@@ -153,7 +187,8 @@ class FactorCLBase(Method):
         self.critic_hidden = (
             (critic_hidden,) if isinstance(critic_hidden, int) else tuple(critic_hidden)
         )
-        self.estimator_steps = estimator_steps
+        self.estimator_steps, self.estimator_batch = estimator_steps, estimator_batch
+        self.club_floor = bool(club_floor)
         # heads[t][m] = h^t_m
         self.heads = nn.ModuleDict(
             {
@@ -228,23 +263,35 @@ class FactorCLBase(Method):
 
     def estimator_loss(self, batch: Batch, state: dict[str, Any]) -> torch.Tensor:
         """Sum of the NCE-CLUB critics' own losses (-InfoNCE of each critic) on the detached
-        head outputs of the main step."""
+        head outputs of the main step (``estimator_batch`` random rows of them, if set)."""
         losses = []
         for prefix, estimators in (("club", self.club), ("club_cond", self.club_cond)):
             for key, est in estimators.items():
                 assert isinstance(est, MIEstimator)
                 if f"{prefix}:{key}" in state:  # club_cond: absent with < 2 labeled rows
-                    losses.append(est.learning_loss(*state[f"{prefix}:{key}"]))
+                    losses.append(est.learning_loss(*self.estimator_rows(state[f"{prefix}:{key}"])))
         return torch.stack(losses).sum()
+
+    def estimator_rows(self, inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``(a, b, c)`` or a random ``estimator_batch`` rows of them (same rows for all)."""
+        n = inputs[0].shape[0]
+        if self.estimator_batch is None or n <= self.estimator_batch:
+            return inputs
+        rows = torch.randperm(n, device=inputs[0].device)[: self.estimator_batch]
+        return tuple(None if x is None else x[rows] for x in inputs)
 
 
 def pair_key(i: int, j: int) -> str:
     return f"{i}_{j}"
 
 
-def signed_total(parts: dict[str, torch.Tensor]) -> torch.Tensor:
-    """-(lower bounds, ``nce_*``) + (upper bounds, ``club_*``), all weights 1."""
-    terms = [-v if k.startswith("nce_") else v for k, v in parts.items()]
+def signed_total(parts: dict[str, torch.Tensor], club_floor: bool = False) -> torch.Tensor:
+    """-(lower bounds, ``nce_*``) + (upper bounds, ``club_*``), all weights 1; with
+    ``club_floor`` the upper bounds enter as max(I_CLUB, 0)."""
+    terms = [
+        -v if k.startswith("nce_") else (v.clamp_min(0.0) if club_floor else v)
+        for k, v in parts.items()
+    ]
     return torch.stack(terms).sum()
 
 
@@ -354,7 +401,16 @@ class FactorCLSup(FactorCLBase):
             pair = self.pair_names(i, j)
             parts[f"nce_{pair}_given_y"] = label_parts[f"nce_{pair}_given_y"]
             parts[f"club_{pair}"] = uncond[f"club_{pair}"]
-        return Loss(signed_total(parts), parts, state)
+        return Loss(signed_total(parts, self.club_floor), parts, state)
+
+    def label_nce(self, m: str, z: torch.Tensor, ey: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """I_NCE(X_m; Y) (term c). For classes the critic scores each row against the K
+        class embeddings, not the B label rows: the same InfoNCE for O(B K) critic work."""
+        est = self.nce_label[m]
+        assert isinstance(est, InfoNCE) and self.task is not None
+        if isinstance(self.label_embedding, nn.Embedding):  # classification
+            return est.mi(z, self.label_embedding.weight, b_index=y.long())
+        return est.mi(z, ey)
 
     def label_terms(
         self, emb: dict[str, torch.Tensor], y: torch.Tensor, state: dict[str, Any]
@@ -365,7 +421,7 @@ class FactorCLSup(FactorCLBase):
         c = ey.detach() if self.condition == "concat" else y.long()
         zb, zc, zd = self.project("b", emb), self.project("c", emb), self.project("d", emb)
         names = self.modality_names
-        parts = {f"nce_{m}_y": self.nce_label[m](zc[m], ey) for m in names}
+        parts = {f"nce_{m}_y": self.label_nce(m, zc[m], ey, y) for m in names}
         for i, j in self.pairs:
             key, mi, mj, pair = pair_key(i, j), names[i], names[j], self.pair_names(i, j)
             parts[f"club_{pair}_given_y"] = self.club_cond[key](zb[mi], zb[mj], c)
@@ -450,7 +506,7 @@ class FactorCLSSL(FactorCLBase):
             key, mi, mj, pair = pair_key(i, j), names[i], names[j], self.pair_names(i, j)
             parts[f"nce_{pair}_given_aug"] = self.nce_cond[key](both("d", mi), both("d", mj))
             parts[f"club_{pair}"] = uncond[f"club_{pair}"]
-        return Loss(signed_total(parts), parts, state)
+        return Loss(signed_total(parts, self.club_floor), parts, state)
 
 
 __all__ = ["FactorCLBase", "FactorCLSSL", "FactorCLSup"]
