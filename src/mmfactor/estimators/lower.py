@@ -11,6 +11,7 @@ bilinear O(B d^2 + B^2 d). See :mod:`mmfactor.estimators.base` for conditioning 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -133,18 +134,8 @@ class MINE(CriticEstimator):
 
     name = "mine"
 
-    def __init__(
-        self,
-        a_dim: int,
-        b_dim: int,
-        critic: str = "concat",
-        hidden: Hidden = (128, 64),
-        c_dim: int = 0,
-        condition: str = "concat",
-        alpha: float = 0.01,
-        **critic_opts: float,
-    ) -> None:
-        super().__init__(a_dim, b_dim, critic, hidden, c_dim, condition, **critic_opts)
+    def __init__(self, a_dim: int, b_dim: int, alpha: float = 0.01, **kwargs: Any) -> None:
+        super().__init__(a_dim, b_dim, **kwargs)
         if not 0.0 < alpha <= 1.0:
             raise InputError(f"mine: alpha must be in (0, 1], got {alpha}")
         self.alpha = alpha
@@ -225,18 +216,8 @@ class SMILE(CriticEstimator):
 
     name = "smile"
 
-    def __init__(
-        self,
-        a_dim: int,
-        b_dim: int,
-        critic: str = "concat",
-        hidden: Hidden = (128, 64),
-        c_dim: int = 0,
-        condition: str = "concat",
-        clip: float = 5.0,
-        **critic_opts: float,
-    ) -> None:
-        super().__init__(a_dim, b_dim, critic, hidden, c_dim, condition, **critic_opts)
+    def __init__(self, a_dim: int, b_dim: int, clip: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(a_dim, b_dim, **kwargs)
         if clip <= 0:
             raise InputError(f"smile: clip must be positive, got {clip}")
         self.clip = clip

@@ -57,7 +57,15 @@ def build(
     cls = ESTIMATORS[name]
     try:
         if issubclass(cls, CriticEstimator):
-            return cls(a_dim, b_dim, critic or "concat", hidden, c_dim, condition, **opts)
+            return cls(
+                a_dim,
+                b_dim,
+                critic=critic or "concat",
+                hidden=hidden,
+                c_dim=c_dim,
+                condition=condition,
+                **opts,
+            )
         if critic is not None:
             raise InputError(f"{name} uses a Gaussian q(b | a), not a critic; drop critic=")
         if not issubclass(cls, GaussianEstimator):  # pragma: no cover - every name is one

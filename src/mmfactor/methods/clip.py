@@ -19,7 +19,7 @@ from torch import nn
 from mmfactor.data.batching import Batch
 from mmfactor.losses import InfoNCE
 from mmfactor.methods.base import Factors, Loss, Method
-from mmfactor.methods.heads import MLPHead
+from mmfactor.methods.heads import modality_heads
 from mmfactor.methods.registry import register
 from mmfactor.methods.supervised import zero_missing
 
@@ -50,12 +50,7 @@ class CLIP(Method):
 
     def projection_heads(self) -> nn.ModuleDict:
         """One ``embed_dim -> proj_hidden -> proj_dim`` head per modality."""
-        return nn.ModuleDict(
-            {
-                m: MLPHead(self.embed_dim, self.proj_hidden, self.proj_dim)
-                for m in self.modality_names
-            }
-        )
+        return modality_heads(self.modality_names, self.embed_dim, self.proj_hidden, self.proj_dim)
 
     def encode(self, batch: Batch) -> Factors:
         emb = zero_missing(self.embed(batch), batch.present)

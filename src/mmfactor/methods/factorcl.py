@@ -109,7 +109,7 @@ from mmfactor.estimators.base import MIEstimator
 from mmfactor.estimators.lower import InfoNCE
 from mmfactor.estimators.registry import build as build_estimator
 from mmfactor.methods.base import Factors, Loss, Method
-from mmfactor.methods.heads import MLPHead
+from mmfactor.methods.heads import modality_heads
 from mmfactor.methods.registry import register
 
 TERMS = ("a", "b", "c", "d", "e")
@@ -190,13 +190,9 @@ class FactorCLBase(Method):
         self.estimator_steps, self.estimator_batch = estimator_steps, estimator_batch
         self.club_floor = bool(club_floor)
         # heads[t][m] = h^t_m
+        names = self.modality_names
         self.heads = nn.ModuleDict(
-            {
-                t: nn.ModuleDict(
-                    {m: MLPHead(embed_dim, proj_hidden, proj_dim) for m in self.modality_names}
-                )
-                for t in TERMS
-            }
+            {t: modality_heads(names, embed_dim, proj_hidden, proj_dim) for t in TERMS}
         )
         n = len(self.modality_names)
         self.pairs = list(combinations(range(n), 2))

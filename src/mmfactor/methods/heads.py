@@ -37,3 +37,13 @@ class MLPHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def modality_heads(names: list[str], in_dim: int, hidden: int, out_dim: int) -> nn.ModuleDict:
+    """One :class:`MLPHead` ``in_dim -> hidden -> out_dim`` per modality name.
+
+    Example:
+        >>> sorted(modality_heads(["x1", "x2"], 8, 16, 4))
+        ['x1', 'x2']
+    """
+    return nn.ModuleDict({m: MLPHead(in_dim, hidden, out_dim) for m in names})

@@ -248,7 +248,8 @@ class RunKeeper(Callback):
       after the final epoch (none with ``path=None``). Resuming from any end-of-epoch state
       gives the uninterrupted result (the engine reseeds every step), so the interval only
       bounds the work a kill can lose;
-    - **timing**: wall time of the training epochs, validation included.
+    - **timing**: wall time of the training epochs, the validation pass excluded (so
+      ``samples_per_second`` is the training throughput).
     """
 
     def __init__(
@@ -266,10 +267,10 @@ class RunKeeper(Callback):
         self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.seconds += time.perf_counter() - self._epoch_start
         lit: LitMethod = pl_module  # type: ignore[assignment]
         if self.monitor is not None:
             self._track(trainer, lit, lit.validate())
-        self.seconds += time.perf_counter() - self._epoch_start
         if self.path is None:
             return
         final = trainer.should_stop or trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
