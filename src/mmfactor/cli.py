@@ -11,6 +11,7 @@ import argparse
 import json
 import shutil
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,8 +26,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _data_arg(spec: str) -> tuple[str, dict[str, Any]]:
-    """``NAME`` or ``NAME:PATH``."""
+    """``NAME``, ``NAME:PATH``, or a file ``PATH`` whose loader is told by its name or
+    content (:func:`mmfactor.data.files.detect_format`)."""
+    from mmfactor.data import available
+    from mmfactor.data.files import detect_format
+
     name, sep, path = spec.partition(":")
+    if name in available():
+        return name, ({"path": path} if sep else {})
+    if Path(spec).suffix or "/" in spec:
+        return detect_format(spec), {"path": spec}
     return name, ({"path": path} if sep else {})
 
 
@@ -113,6 +122,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from mmfactor.bench import get_suite, run_bench
 
     suite = get_suite(args.suite)
+    if args.data:
+        suite = suite.with_files([_data_arg(spec) for spec in args.data])
 
     def split(s: str) -> list[str]:
         return [x for x in s.split(",") if x]
@@ -152,18 +163,43 @@ def cmd_data(args: argparse.Namespace) -> int:
         raise InputError("data inspect: give a data set NAME[:PATH]")
     name, options = _data_arg(args.name)
     summary = load(name, **options).summary()
-    lines = [f"{summary['name']}: {summary['n']} samples"]
-    lines += [
-        f"  modality {m}: {v['kind']} {tuple(v['array_shape'])}, present in {v['present']}"
-        for m, v in summary["modalities"].items()
-    ]
-    lines += [f"  split {k}: {v}" for k, v in summary["splits"].items()]
-    lines += [
-        f"  target {k}: {v['kind']}" + (f", {v['n_classes']} classes" if v["n_classes"] else "")
-        for k, v in summary["targets"].items()
-    ]
-    _emit(summary, args.json, "\n".join(lines))
+    _emit(summary, args.json, _describe(summary))
     return 0
+
+
+def _describe(summary: dict[str, Any]) -> str:
+    """``mmfactor data inspect``'s text: what a data set holds and what was wrong with it."""
+    info = summary["info"]
+    lines = [f"{summary['name']}: {summary['n']} samples"]
+    lines += [f"  {k}: {info[k]}" for k in ("path", "format", "family", "aligned") if k in info]
+    lines.append("  splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
+    for m, v in summary["modalities"].items():
+        text = f"  modality {m}: {v['kind']} {tuple(v['array_shape'])}"
+        if v.get("lengths"):
+            ln = v["lengths"]
+            text += f", lengths {ln['min']}-{ln['max']} (median {ln['median']:g})"
+        lines.append(text + f", present in {v['present']}")
+    for k, t in summary["targets"].items():
+        default = " (default)" if k == summary["default_target"] else ""
+        kind = t["kind"] + (f", {t['n_classes']} classes" if t["n_classes"] else "")
+        kind += ", sentiment metrics" if t["sentiment"] else ""
+        lines.append(f"  target {k}{default}: {kind}")
+        for split, st in t["splits"].items():
+            if "counts" in st:
+                stats = " ".join(f"{c}:{n}" for c, n in st["counts"].items())
+            elif st:
+                stats = (
+                    f"mean {st['mean']:.3f} std {st['std']:.3f} range [{st['min']:.3g}, "
+                    f"{st['max']:.3g}] zeros {st['zero']:.1%}"
+                )
+            else:
+                stats = "(empty)"
+            lines.append(f"    {split}: {stats}")
+    if summary["meta"]:
+        lines.append("  per-sample fields: " + ", ".join(summary["meta"]))
+    lines.append("  problems found: " + ("none" if not summary["notes"] else ""))
+    lines += [f"    - {note}" for note in summary["notes"]]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods")
     b.add_argument("--datasets")
     b.add_argument("--seeds", type=int)
+    b.add_argument(
+        "--data",
+        action="append",
+        metavar="NAME:PATH",
+        help="a data file for the affect suite, e.g. multibench:/data/mosi_raw.pkl (repeatable)",
+    )
     b.add_argument("--set", action="append", metavar="KEY=VALUE")
     b.add_argument("--out", required=True)
     b.add_argument("--json", action="store_true")
@@ -219,7 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], *args: Any, **kw: Any
+) -> str:
+    return f"mmfactor: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    previous = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
+    try:
+        return _run(argv)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))

@@ -76,16 +76,21 @@ def run_bench(
         if m not in known:
             raise InputError(f"--methods: unknown method {m!r}; available: {', '.join(known)}")
     entries = list(suite.datasets)
+    if not entries:
+        raise InputError(
+            f"bench suite {suite.name!r} runs on files: give them with --data NAME:PATH, e.g. "
+            "--data multibench:/data/mosi_raw.pkl"
+        )
     if datasets is not None:
         wanted = list(datasets)
-        names = [e.name for e in entries]
+        names = [e.label for e in entries]
         for d in wanted:
-            if d not in names:
+            if not any(d in (e.name, e.label) for e in entries):
                 raise InputError(
                     f"--datasets: suite {suite.name!r} has no data set {d!r}; "
                     f"it has {', '.join(names)}"
                 )
-        entries = [e for e in entries if e.name in wanted]
+        entries = [e for e in entries if e.name in wanted or e.label in wanted]
     n_seeds = seeds if seeds is not None else suite.seeds
     if n_seeds < 1:
         raise InputError("--seeds must be at least 1")
@@ -113,18 +118,18 @@ def run_bench(
         (r["dataset"], r.get("bench_target"), r["method"], r["seed"]) for r in read_records(results)
     }
     # Several entries of one data set (one per supervising target): tell their runs apart.
-    names = [e.name for e in entries]
+    names = [e.label for e in entries]
     data_cache: dict[str, MultimodalDataset] = {}
     label_free: dict[str, tuple[Representation, Any]] = {}  # config without target -> run
     for i, (entry, method, seed, cfg) in enumerate(plan, 1):
-        label = entry.name if names.count(entry.name) == 1 else f"{entry.name} {entry.target}"
+        label = entry.label if names.count(entry.label) == 1 else f"{entry.label} {entry.target}"
         tag = f"[{i}/{len(plan)}] {label} {method} seed {seed}"
-        if (entry.name, entry.target, method, seed) in done:
+        if (entry.label, entry.target, method, seed) in done:
             log(f"{tag}: done, skipped")
             continue
-        if entry.name not in data_cache:
-            data_cache[entry.name] = data_from_config(cfg)
-        data = data_cache[entry.name]
+        if entry.label not in data_cache:
+            data_cache[entry.label] = data_from_config(cfg)
+        data = data_cache[entry.label]
         if method == RAW:
             model: Representation = RawFeatures()
             run = None
@@ -137,23 +142,26 @@ def run_bench(
                 model, run = label_free[key]
             else:
                 log(f"{tag}: training")
-                run_dir = out / "runs" / label.replace(" ", "-") / method / f"seed{seed}"
+                run_dir = out / "runs" / _dir_name(label) / method / f"seed{seed}"
                 run, _ = train_from_config(cfg, run_dir, data=data)
                 model = run.model
                 if not uses_labels:
                     label_free[key] = (model, run)
+        primary = entry.target or data.default_target
         context = {
             "method": method,
-            "dataset": entry.name,
+            "dataset": entry.label,
             "seed": seed,
             "bench_target": entry.target,
+            # What the entry is about: its supervising target, else the data set's default.
+            "primary_target": primary,
         }
         records = evaluate(
             model,
             data,
             protocol=cfg["evaluate"]["protocol"],
             targets=entry.eval_targets,
-            missing=entry.missing,
+            missing=data.modality_names if entry.missing is None else entry.missing,
             seed=seed,
             context=context,
         )
@@ -164,10 +172,14 @@ def run_bench(
                 f"{run.epochs} epochs, {run.train_seconds:.1f} s, "
                 f"{run.samples_per_second:.0f} samples/s; "
             )
-        log(f"{tag}: {speed}{_summary_line(records, entry.target)}")
+        log(f"{tag}: {speed}{_summary_line(records, primary)}")
     records = read_records(results)
     write_report(out, records)
     return records
+
+
+def _dir_name(label: str) -> str:
+    return label.replace(" ", "-").replace(":", "-")
 
 
 def write_report(out: str | Path, records: list[dict[str, Any]]) -> str:
@@ -193,11 +205,54 @@ def _summary_line(records: list[dict[str, Any]], target: str | None) -> str:
     return ""
 
 
+def _primary(record: dict[str, Any]) -> str:
+    return record.get("primary_target") or record.get("bench_target") or ""
+
+
 def _cell(values: list[float]) -> str:
     if not values:
         return ""
     m, s = mean_std(values)
     return f"{m:.3f} ± {s:.3f}" if len(values) > 1 else f"{m:.3f}"
+
+
+SENTIMENT_COLUMNS = {
+    "acc2_has0": "Acc-2 has0",
+    "f1_has0": "F1 has0",
+    "acc2_non0": "Acc-2 non0",
+    "f1_non0": "F1 non0",
+    "acc7": "Acc-7",
+    "mae": "MAE",
+    "corr": "Corr",
+}
+
+
+def _sentiment_table(records: list[dict[str, Any]], dataset: str) -> list[str]:
+    """The MOSI/MOSEI metrics of each sentiment target (probe on all factors and the head)."""
+    recs = [r for r in records if r["dataset"] == dataset and not r["missing"]]
+    targets = sorted({r["target"] for r in recs if r["metric"] == "acc2_has0"})
+    lines = []
+    for t in targets:
+        lines += [
+            "",
+            f"Sentiment metrics on {t} (test split, all samples; non0 drops zero labels):",
+            "",
+            "| method | read-out | " + " | ".join(SENTIMENT_COLUMNS.values()) + " |",
+            "|---|---|" + "---|" * len(SENTIMENT_COLUMNS),
+        ]
+        for m in sorted({r["method"] for r in recs if r["target"] == t}):
+            for readout, keep in (
+                ("probe", lambda r: r["protocol"] != "head" and r["factors"] == "all"),
+                ("head", lambda r: r["protocol"] == "head"),
+            ):
+                rows = [r for r in recs if r["method"] == m and r["target"] == t and keep(r)]
+                if rows:
+                    cells = [
+                        _cell([r["value"] for r in rows if r["metric"] == k])
+                        for k in SENTIMENT_COLUMNS
+                    ]
+                    lines.append(f"| {m} | {readout} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def results_markdown(records: list[dict[str, Any]]) -> str:
@@ -241,7 +296,7 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
             sps = f"{sum(speed.values()) / len(speed):.0f}" if speed else ""
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {head} | {sps} |")
         missing_sets = sorted({tuple(r["missing"]) for r in recs if r["missing"]})
-        bench_targets = sorted({r.get("bench_target") or "" for r in recs} - {""})
+        bench_targets = sorted({_primary(r) for r in recs} - {""})
         if missing_sets:
             lines += [
                 "",
@@ -259,7 +314,7 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
                     for r in recs
                     if r["method"] == m
                     and r["factors"] == "all"
-                    and r["target"] == r.get("bench_target")
+                    and r["target"] == _primary(r)
                     and r["protocol"] != "head"
                 ]
                 cells = [
@@ -267,6 +322,7 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
                     for s in [(), *missing_sets]
                 ]
                 lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines += _sentiment_table(records, dataset)
         lines += ["", "Factors x targets (linear probe, complete data):", ""]
         for m in methods:
             metric = next(r["metric"] for r in recs if r["method"] == m)

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-from mmfactor.errors import unknown_name
+from mmfactor.errors import InputError, unknown_name
 
 
 @dataclass(frozen=True)
 class BenchData:
-    """One data set of a suite: its options, the supervising target, what is evaluated."""
+    """One data set of a suite: its options, the supervising target (``None``: the data set's
+    default), what is evaluated, and the modalities dropped at test time (``None``: each)."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     target: str | None = None
     eval_targets: tuple[str, ...] | None = None
-    missing: tuple[str, ...] = ()
+    missing: tuple[str, ...] | None = ()
     train: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """How results name it: the registry name, with the file's stem for file data sets
+        (``multibench:mosi_raw``), so two files of one format stay apart."""
+        path = self.options.get("path")
+        return f"{self.name}:{Path(path).stem}" if path else self.name
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,18 @@ class Suite:
     seeds: int = 1
     methods: tuple[str, ...] | None = None  # None: every registered method
     description: str = ""
+    #: How a file given with ``--data NAME:PATH`` joins the suite (``None``: it does not).
+    file_entry: BenchData | None = None
+
+    def with_files(self, specs: Sequence[tuple[str, dict[str, Any]]]) -> Suite:
+        """The suite run on the given data files instead of its own data sets."""
+        if self.file_entry is None:
+            raise InputError(f"bench suite {self.name!r} does not take --data files")
+        entries = tuple(
+            replace(self.file_entry, name=name, options={**self.file_entry.options, **options})
+            for name, options in specs
+        )
+        return replace(self, datasets=entries)
 
 
 #: The unique-information shares of the ``mix`` suite (targets ``mix@r`` of ``synthetic``).
@@ -70,6 +92,16 @@ SUITES: dict[str, Suite] = {
         seeds=3,
         methods=("clip", "cross-self", "supcon", "factorcl-ssl", "factorcl-sup"),
         description="accuracy on synthetic mix@r for r = 0 ... 1 (unique share), with a plot",
+    ),
+    # Sentiment / humour / sarcasm files (MultiBench or MMSA pickles, arrays files) given with
+    # --data: every method on the data set's default target (MOSI/MOSEI: `sentiment`,
+    # scored with the sentiment metrics), each modality dropped at test time.
+    "affect": Suite(
+        "affect",
+        (),
+        seeds=3,
+        description="files given with --data multibench:PATH | mmsa:PATH | arrays:PATH",
+        file_entry=BenchData("", missing=None),
     ),
 }
 

@@ -10,13 +10,14 @@ one array whose first axis is the sample:
 Every sample carries a presence flag per modality (a modality can be missing for some
 samples); targets are named, classification (integer classes ``0..K-1``) or regression
 (float); ``splits`` maps ``train`` / ``valid`` / ``test`` (and optionally ``unlabeled``, a pool
-without usable labels) to index arrays.
+without usable labels) to index arrays. ``meta`` holds per-sample values that are not model
+inputs (ids, raw text), indexed with the samples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -70,12 +71,21 @@ class TaskSpec:
 
 @dataclass
 class Target:
-    """One named target: ``values`` ``(N,)`` int64 classes or float32 regression values."""
+    """One named target: ``values`` ``(N,)`` int64 classes or float32 regression values.
+
+    ``sentiment`` marks continuous sentiment labels in [-3, 3] (MOSI, MOSEI): evaluation
+    adds the sentiment metrics (Acc-2 has0/non0, F1, Acc-7, MAE, Corr) to the regression ones.
+    """
 
     name: str
     values: np.ndarray
     kind: TaskKind
     classes: tuple[str, ...] = ()
+    sentiment: bool = False
+
+    def take(self, indices: np.ndarray) -> Target:
+        """The target restricted to ``indices``."""
+        return replace(self, values=self.values[indices])
 
     @property
     def task(self) -> TaskSpec:
@@ -103,6 +113,7 @@ class MultimodalDataset:
     present: dict[str, np.ndarray] = field(default_factory=dict)
     lengths: dict[str, np.ndarray] = field(default_factory=dict)
     latents: dict[str, np.ndarray] | None = None
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     name: str = "arrays"
     default_target: str | None = None
@@ -121,6 +132,9 @@ class MultimodalDataset:
         for name, t in self.targets.items():
             if t.values.shape != (n,):
                 raise InputError(f"target {name!r}: expected shape ({n},), got {t.values.shape}")
+        for key, values in self.meta.items():
+            if len(values) != n:
+                raise InputError(f"meta {key!r}: expected {n} values, got {len(values)}")
         for split, idx in self.splits.items():
             if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= n)):
                 raise InputError(f"split {split!r}: indices must be a 1-D array within [0, {n})")
@@ -181,16 +195,14 @@ class MultimodalDataset:
         return MultimodalDataset(
             modalities=dict(self.modalities),
             arrays={m: a[indices] for m, a in self.arrays.items()},
-            targets={
-                k: Target(t.name, t.values[indices], t.kind, t.classes)
-                for k, t in self.targets.items()
-            },
+            targets={k: t.take(indices) for k, t in self.targets.items()},
             splits=dict(splits) if splits is not None else {"all": np.arange(len(indices))},
             present={m: p[indices] for m, p in self.present.items()},
             lengths={m: ln[indices] for m, ln in self.lengths.items()},
             latents=None
             if self.latents is None
             else {k: v[indices] for k, v in self.latents.items()},
+            meta={k: v[indices] for k, v in self.meta.items()},
             info=dict(self.info),
             name=self.name,
             default_target=self.default_target,
@@ -209,36 +221,66 @@ class MultimodalDataset:
                     f"cannot drop modality {m!r}: modalities are {', '.join(self.modalities)}"
                 )
         present = {m: (np.zeros_like(p) if m in missing else p) for m, p in self.present.items()}
-        return MultimodalDataset(
-            self.modalities,
-            self.arrays,
-            self.targets,
-            self.splits,
-            present,
-            self.lengths,
-            self.latents,
-            self.info,
-            self.name,
-            self.default_target,
-        )
+        return replace(self, present=present)
 
     def summary(self) -> dict[str, Any]:
-        """A JSON-friendly description: modalities, shapes, splits, targets."""
+        """A JSON-friendly description: modalities (shapes, sequence lengths, presence),
+        splits, targets with label statistics per split, per-sample fields, and the
+        loader's notes (problems found that did not stop the load)."""
+        modalities = {}
+        for m, s in self.modalities.items():
+            entry: dict[str, Any] = {
+                "kind": s.kind,
+                "shape": list(s.shape),
+                "array_shape": list(self.arrays[m].shape),
+                "present": int(self.present[m].sum()),
+            }
+            if m in self.lengths:
+                lengths = self.lengths[m][self.present[m]]
+                entry["lengths"] = (
+                    {
+                        "min": int(lengths.min()),
+                        "median": float(np.median(lengths)),
+                        "max": int(lengths.max()),
+                    }
+                    if lengths.size
+                    else {}
+                )
+            modalities[m] = entry
         return {
             "name": self.name,
             "n": len(self),
-            "modalities": {
-                m: {
-                    "kind": s.kind,
-                    "shape": list(s.shape),
-                    "array_shape": list(self.arrays[m].shape),
-                    "present": int(self.present[m].sum()),
-                }
-                for m, s in self.modalities.items()
-            },
+            "modalities": modalities,
             "splits": {k: int(len(v)) for k, v in self.splits.items()},
             "targets": {
-                k: {"kind": t.kind, "n_classes": t.task.n_classes} for k, t in self.targets.items()
+                k: {
+                    "kind": t.kind,
+                    "n_classes": t.task.n_classes,
+                    "sentiment": t.sentiment,
+                    "splits": {s: _label_stats(t, idx) for s, idx in self.splits.items()},
+                }
+                for k, t in self.targets.items()
             },
             "default_target": self.default_target,
+            "meta": sorted(self.meta),
+            "info": {k: v for k, v in self.info.items() if k != "notes"},
+            "notes": list(self.info.get("notes", [])),
         }
+
+
+def _label_stats(target: Target, indices: np.ndarray) -> dict[str, Any]:
+    """Class counts, or mean / std / range / share of exact zeros of regression labels."""
+    values = target.values[indices]
+    if values.size == 0:
+        return {}
+    if target.kind == "classification":
+        counts = np.bincount(values, minlength=target.task.n_classes)
+        names = target.classes or tuple(str(c) for c in range(len(counts)))
+        return {"counts": {str(c): int(k) for c, k in zip(names, counts, strict=False)}}
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "zero": float(np.mean(values == 0)),
+    }

@@ -15,6 +15,9 @@ _LOADERS: dict[str, tuple[str, str]] = {
     "factorcl-synthetic": ("mmfactor.data.factorcl_synthetic", "load"),
     "uci-mfeat": ("mmfactor.data.embedded", "load_uci_mfeat"),
     "nutrimouse": ("mmfactor.data.embedded", "load_nutrimouse"),
+    "multibench": ("mmfactor.data.multibench", "load_multibench"),
+    "mmsa": ("mmfactor.data.mmsa", "load_mmsa"),
+    "arrays": ("mmfactor.data.array_files", "load_arrays"),
 }
 
 

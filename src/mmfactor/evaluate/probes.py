@@ -34,7 +34,11 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from threadpoolctl import threadpool_limits
 
 from mmfactor.errors import InputError
-from mmfactor.evaluate.metrics import classification_metrics, regression_metrics
+from mmfactor.evaluate.metrics import (
+    classification_metrics,
+    regression_metrics,
+    sentiment_metrics,
+)
 
 PROTOCOLS = ("linear-probe", "mlp-probe", "knn")
 TASK_KINDS = ("classification", "regression")
@@ -509,17 +513,29 @@ def fit_probe(
     )
 
 
-def score_probe(probe: Probe, X: np.ndarray, y: np.ndarray, task_kind: str) -> dict[str, float]:
+def score_probe(
+    probe: Probe, X: np.ndarray, y: np.ndarray, task_kind: str, sentiment: bool = False
+) -> dict[str, float]:
     """Metrics of ``probe`` on ``X`` ``(N, D)`` against labels ``y`` ``(N,)``.
 
     Classification: ``accuracy``, ``f1_macro``, ``f1_weighted``; regression: ``mse``,
-    ``mae``, ``r2``, ``corr`` (see :mod:`mmfactor.evaluate.metrics`).
+    ``mae``, ``r2``, ``corr``, plus the sentiment metrics when ``sentiment`` (see
+    :mod:`mmfactor.evaluate.metrics`).
     """
     if task_kind != probe.task_kind:
         raise InputError(f"task kind {task_kind!r} does not match the probe's {probe.task_kind!r}")
     X = _check_features(X, "X")
     y = _check_labels(y, X.shape[0], task_kind, "y")
-    pred = probe.predict(X)
+    return prediction_metrics(y, probe.predict(X), task_kind, sentiment)
+
+
+def prediction_metrics(
+    y: np.ndarray, pred: np.ndarray, task_kind: str, sentiment: bool = False
+) -> dict[str, float]:
+    """The metrics of predicted labels (classes) or values (regression) for a target."""
     if task_kind == "classification":
         return classification_metrics(y, pred)
-    return regression_metrics(y, pred)
+    scores = regression_metrics(y, pred)
+    if sentiment:
+        scores.update(sentiment_metrics(y, pred))
+    return scores

@@ -19,8 +19,7 @@ from mmfactor import __version__
 from mmfactor.data.batching import Batch, make_loader
 from mmfactor.data.dataset import MultimodalDataset
 from mmfactor.errors import InputError
-from mmfactor.evaluate.metrics import classification_metrics, regression_metrics
-from mmfactor.evaluate.probes import PROTOCOLS, fit_probe, score_probe
+from mmfactor.evaluate.probes import PROTOCOLS, fit_probe, prediction_metrics, score_probe
 from mmfactor.methods.base import Factors
 
 
@@ -146,7 +145,7 @@ def evaluate(
                 protocol, tgt.kind, (train_f[b], y_train), (valid_f[b], y_valid), seed=seed
             )
             for miss, feats in test_f.items():
-                scores = score_probe(probe, feats[b], y_test, tgt.kind)
+                scores = score_probe(probe, feats[b], y_test, tgt.kind, tgt.sentiment)
                 records += _records(base, t, b, protocol, scores, list(miss))
     trained_on = stats.get("target")
     if model.has_head and trained_on in target_names:
@@ -155,11 +154,8 @@ def evaluate(
         for miss, d in test_sets.items():
             out = predict(model, d, "test", batch_size)
             assert out is not None
-            scores = (
-                classification_metrics(y_test, out.argmax(1))
-                if tgt.kind == "classification"
-                else regression_metrics(y_test, out.reshape(-1))
-            )
+            pred = out.argmax(1) if tgt.kind == "classification" else out.reshape(-1)
+            scores = prediction_metrics(y_test, pred, tgt.kind, tgt.sentiment)
             records += _records(base, trained_on, "prediction", "head", scores, list(miss))
     return records
 
