@@ -143,11 +143,8 @@ def test_sequence_data_set_by_set_gets_the_sequence_defaults(tmp_path, capsys):
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     # the `sequence` family's: the FactorCL paper's Transformer, MLP for vector modalities
     assert cfg["method"]["encoder"] == {"sequence": "transformer"}
-    assert cfg["method"]["encoder_options"]["transformer"] == {
-        "d_model": 40,
-        "heads": 5,
-        "layers": 5,
-    }
+    transformer = cfg["method"]["encoder_options"]["transformer"]
+    assert transformer == {"d_model": 40, "heads": 5, "layers": 5, "attention_dropout": 0.0}
 
 
 def test_data_list_and_inspect(capsys):

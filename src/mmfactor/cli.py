@@ -171,14 +171,16 @@ def _describe(summary: dict[str, Any]) -> str:
     """``mmfactor data inspect``'s text: what a data set holds and what was wrong with it."""
     info = summary["info"]
     lines = [f"{summary['name']}: {summary['n']} samples"]
-    lines += [f"  {k}: {info[k]}" for k in ("path", "format", "family", "aligned") if k in info]
+    keys = ("path", "format", "family", "aligned", "mapping_source")
+    lines += [f"  {k.replace('_', ' ')}: {info[k]}" for k in keys if k in info]
     lines.append("  splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
     for m, v in summary["modalities"].items():
         text = f"  modality {m}: {v['kind']} {tuple(v['array_shape'])}"
         if v.get("lengths"):
             ln = v["lengths"]
             text += f", lengths {ln['min']}-{ln['max']} (median {ln['median']:g})"
-        lines.append(text + f", present in {v['present']}")
+        storage = "" if v["storage"] == "in memory" else f", {v['storage']}"
+        lines.append(text + f", present in {v['present']}{storage}")
     for k, t in summary["targets"].items():
         default = " (default)" if k == summary["default_target"] else ""
         kind = t["kind"] + (f", {t['n_classes']} classes" if t["n_classes"] else "")
@@ -197,7 +199,7 @@ def _describe(summary: dict[str, Any]) -> str:
             lines.append(f"    {split}: {stats}")
     if summary["meta"]:
         lines.append("  per-sample fields: " + ", ".join(summary["meta"]))
-    lines.append("  problems found: " + ("none" if not summary["notes"] else ""))
+    lines.append("  problems found:" + ("" if summary["notes"] else " none"))
     lines += [f"    - {note}" for note in summary["notes"]]
     return "\n".join(lines)
 

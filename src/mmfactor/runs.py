@@ -18,7 +18,7 @@ from mmfactor.data.registry import load as load_data
 from mmfactor.errors import InputError
 from mmfactor.io import load_torch
 from mmfactor.methods.base import Method
-from mmfactor.methods.registry import build
+from mmfactor.methods.registry import build, method_class
 from mmfactor.train.engine import Run, fit
 
 
@@ -29,11 +29,31 @@ def data_from_config(cfg: dict[str, Any]) -> MultimodalDataset:
 
 def model_from_config(cfg: dict[str, Any], data: MultimodalDataset) -> Method:
     options = {k: v for k, v in cfg["method"].items() if k != "name"}
-    target = cfg["train"].get("target")
+    target = data.target(cfg["train"].get("target"))
     model = build(cfg["method"]["name"], data.modalities, **options)
     if model.uses_labels:
-        model.bind_task(data.target(target).task)
+        if target.kind not in model.task_kinds:
+            suitable = [t.name for t in data.targets.values() if t.kind in model.task_kinds]
+            raise InputError(
+                f"{model.name} needs a {' or '.join(model.task_kinds)} target, and "
+                f"{target.name!r} is a {target.kind} target; choose one with --target: "
+                f"{', '.join(suitable) or '(none in this data set)'}"
+            )
+        model.bind_task(target.task)
     return model
+
+
+def target_for(method: str, cfg: dict[str, Any], data: MultimodalDataset) -> str | None:
+    """The supervising target of a run: the configured one, else the data set's default,
+    else (a method that cannot train on the default's kind, e.g. ``supcon`` on sentiment
+    regression labels) the data set's first target of a kind the method takes."""
+    cls = method_class(method)
+    if cfg["train"].get("target") is not None or not cls.uses_labels:
+        return cfg["train"].get("target")
+    default = data.target()
+    if default.kind in cls.task_kinds:
+        return None
+    return next((t.name for t in data.targets.values() if t.kind in cls.task_kinds), None)
 
 
 def train_from_config(

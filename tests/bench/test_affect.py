@@ -44,3 +44,21 @@ def test_affect_suite_needs_files_and_others_refuse_them(capsys):
     assert "--data" in capsys.readouterr().err
     assert main(["bench", "quick", "--data", "multibench:x.pkl", "--out", "unused"]) == 2
     assert "does not take --data" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_every_method_trains_on_a_sentiment_file_with_its_sequence_defaults(tmp_path):
+    import mmfactor as mf
+
+    path = tmp_path / "mosi_raw.pkl"
+    write_multibench(path, sizes=(40, 16, 16), steps=8, empty=0)
+    out = tmp_path / "bench"
+    args = ["bench", "affect", "--data", str(path), "--seeds", "1", "--out", str(out)]
+    assert main([*args, "--set", "train.max_epochs=1"]) == 0
+    records = read_records(out / "results.jsonl")
+    trained = {r["method"]: r["trained_on"] for r in records}
+    assert set(trained) == {*mf.methods.available(), "raw"}
+    # supcon needs classes: it falls back to the first classification target
+    assert trained["supcon"] == "binary-ge0" and trained["supervised"] == "sentiment"
+    config = out / "runs" / "multibench-mosi_raw" / "factorcl-sup" / "seed0" / "config.yaml"
+    assert "transformer" in config.read_text()

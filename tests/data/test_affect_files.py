@@ -300,3 +300,19 @@ def test_one_epoch_through_the_cli_then_sentiment_metrics(tmp_path, capsys, kind
     if method == "supervised":  # its head is scored with them too
         head = {r["metric"] for r in records if r["protocol"] == "head"}
         assert SENTIMENT_METRICS <= head
+
+
+@pytest.mark.parametrize(
+    ("spec", "option", "message"),
+    [
+        ("multibench", "data.modalities=[text,smell]", "unknown modality 'smell'"),
+        ("multibench", "data.labels=ordinal", "labels must be one of"),
+        ("mmsa", "data.text=glove", "text must be one of"),
+    ],
+)
+def test_bad_loader_options_exit_2(tmp_path, capsys, spec, option, message):
+    path = tmp_path / "f.pkl"
+    args = ["fit", "--method", "clip", "--data", f"{spec}:{path}", "--set", option]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -28,7 +28,7 @@ from mmfactor.evaluate.protocol import (
 from mmfactor.evaluate.reference import RawFeatures
 from mmfactor.io import write_text
 from mmfactor.methods.registry import available, method_class
-from mmfactor.runs import data_from_config, train_from_config
+from mmfactor.runs import data_from_config, target_for, train_from_config
 
 RAW = "raw"
 
@@ -130,6 +130,9 @@ def run_bench(
         if entry.label not in data_cache:
             data_cache[entry.label] = data_from_config(cfg)
         data = data_cache[entry.label]
+        if method != RAW and (target := target_for(method, cfg, data)) != cfg["train"]["target"]:
+            log(f"{tag}: trains on {target!r} (it cannot train on {data.default_target!r})")
+            cfg = {**cfg, "train": {**cfg["train"], "target": target}}
         if method == RAW:
             model: Representation = RawFeatures()
             run = None

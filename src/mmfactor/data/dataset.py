@@ -234,6 +234,7 @@ class MultimodalDataset:
                 "shape": list(s.shape),
                 "array_shape": list(self.arrays[m].shape),
                 "present": int(self.present[m].sum()),
+                "storage": _storage(self.arrays[m]),
             }
             if m in self.lengths:
                 lengths = self.lengths[m][self.present[m]]
@@ -266,6 +267,12 @@ class MultimodalDataset:
             "info": {k: v for k, v in self.info.items() if k != "notes"},
             "notes": list(self.info.get("notes", [])),
         }
+
+
+def _storage(array: Any) -> str:
+    if isinstance(array, np.memmap):
+        return "memory-mapped"
+    return "in memory" if isinstance(array, np.ndarray) else "read lazily"
 
 
 def _label_stats(target: Target, indices: np.ndarray) -> dict[str, Any]:

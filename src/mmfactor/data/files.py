@@ -21,20 +21,35 @@ import numpy as np
 from mmfactor.data.dataset import SPLITS, ModalitySpec, MultimodalDataset, Target
 from mmfactor.errors import InputError
 
-#: Targets derived from continuous sentiment labels in [-3, 3] (MOSI, MOSEI, SIMS scaled).
-SENTIMENT_TARGETS = ("sentiment", "binary-ge0", "binary-gt0", "sentiment7")
-
 
 def file_error(path: str | Path, split: str | None, key: str | None, problem: str) -> InputError:
     """``"FILE: split 'train', key 'audio': problem"`` as an :class:`InputError`."""
-    where = [str(path)]
-    if split is not None:
-        where.append(f"split {split!r}")
-    if key is not None:
-        where.append(f"key {key!r}")
-    return InputError(
-        f"{where[0]}: {', '.join(where[1:])}{': ' if len(where) > 1 else ''}{problem}"
+    where = ", ".join(
+        part
+        for part, value in ((f"split {split!r}", split), (f"key {key!r}", key))
+        if value is not None
     )
+    return InputError(f"{path}: {where}: {problem}" if where else f"{path}: {problem}")
+
+
+def check_options(
+    loader: str,
+    modalities: Sequence[str] | None,
+    known: Sequence[str],
+    **choices: tuple[str, Sequence[str]],
+) -> list[str]:
+    """The chosen modalities (default: all ``known``), after checking them and each
+    ``option=(value, allowed values)`` of a file loader."""
+    chosen = list(modalities or known)
+    for m in chosen:
+        if m not in known:
+            raise InputError(f"{loader}: unknown modality {m!r}; modalities: {', '.join(known)}")
+    for option, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise InputError(
+                f"{loader}: {option} must be one of {', '.join(allowed)}, got {value!r}"
+            )
+    return chosen
 
 
 class SplitFields:

@@ -41,9 +41,15 @@ from __future__ import annotations
 import numpy as np
 
 from mmfactor.data.dataset import MultimodalDataset, Target
-from mmfactor.data.files import SplitFields, as_text, assemble, read_splits, sentiment_targets
+from mmfactor.data.files import (
+    SplitFields,
+    as_text,
+    assemble,
+    check_options,
+    read_splits,
+    sentiment_targets,
+)
 from mmfactor.data.safe_pickle import load_pickle
-from mmfactor.errors import InputError
 
 MODALITIES = ("text", "audio", "vision")
 TEXT_FORMS = ("features", "bert")
@@ -66,12 +72,7 @@ def load_mmsa(
     Raises:
         InputError: one line naming the file, split and key at fault.
     """
-    chosen = list(modalities or MODALITIES)
-    for m in chosen:
-        if m not in MODALITIES:
-            raise InputError(f"mmsa: unknown modality {m!r}; modalities: text, audio, vision")
-    if text not in TEXT_FORMS:
-        raise InputError(f"mmsa: text must be one of {', '.join(TEXT_FORMS)}, got {text!r}")
+    chosen = check_options("mmsa", modalities, MODALITIES, text=(text, TEXT_FORMS))
     doc = load_pickle(path)
     splits = read_splits(path, doc)
     train = splits[0]
@@ -152,6 +153,11 @@ def _read_split(
             if got.shape != (n,) or got.min() < 0 or got.max() > x[m].shape[1]:
                 raise fields.error(key, f"expected {n} lengths in [0, {x[m].shape[1]}]")
             lengths[m] = got
+            if (got == 0).any():
+                fields.notes.append(
+                    f"split {fields.split!r}, key {key!r}: {int((got == 0).sum())} samples of "
+                    f"length 0 (no {m}: marked absent)"
+                )
     for m in chosen:
         out[f"x:{m}"] = x[m]
         out[f"lengths:{m}"] = lengths[m]

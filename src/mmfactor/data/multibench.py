@@ -46,6 +46,7 @@ from mmfactor.data.files import (
     SplitFields,
     as_text,
     assemble,
+    check_options,
     front_to_end,
     read_splits,
     sentiment_targets,
@@ -84,12 +85,7 @@ def load_multibench(
     Raises:
         InputError: one line naming the file, split and key at fault.
     """
-    chosen = list(modalities or MODALITIES)
-    for m in chosen:
-        if m not in MODALITIES:
-            raise InputError(f"multibench: unknown modality {m!r}; modalities: text, audio, vision")
-    if labels not in LABELS:
-        raise InputError(f"multibench: labels must be one of {', '.join(LABELS)}, got {labels!r}")
+    chosen = check_options("multibench", modalities, MODALITIES, labels=(labels, LABELS))
     doc = load_pickle(path)
     notes: list[str] = []
     parts, dropped = {}, {}

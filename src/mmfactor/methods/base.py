@@ -109,6 +109,8 @@ class Method(nn.Module):
 
     name: ClassVar[str] = ""
     uses_labels: ClassVar[bool] = False
+    #: The kinds of supervising target the method can train on.
+    task_kinds: ClassVar[tuple[str, ...]] = ("classification", "regression")
     has_head: ClassVar[bool] = False
     estimator_steps: int = 0
     train_stats: dict[str, Any]  # set by mmfactor.fit: seconds, samples/s, epochs, target
@@ -153,6 +155,8 @@ class Method(nn.Module):
             if self.task != task:
                 raise InputError(f"{self.name} was built for {self.task}, not {task}")
             return
+        if task.kind not in self.task_kinds:
+            raise InputError(f"{self.name} needs a {' or '.join(self.task_kinds)} target")
         self.task = task
         self.build_task_modules(task)
 

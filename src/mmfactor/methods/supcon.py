@@ -13,8 +13,6 @@ from __future__ import annotations
 import torch
 
 from mmfactor.data.batching import Batch
-from mmfactor.data.dataset import TaskSpec
-from mmfactor.errors import InputError
 from mmfactor.losses import SupConLoss
 from mmfactor.methods.base import Loss
 from mmfactor.methods.clip import CLIP
@@ -26,14 +24,11 @@ class SupCon(CLIP):
     """SupCon over modality views. Arguments as :class:`~mmfactor.methods.clip.CLIP`."""
 
     uses_labels = True
+    task_kinds = ("classification",)  # labels define the positives
 
     def __init__(self, modalities, **kwargs) -> None:
         super().__init__(modalities, **kwargs)
         self.supcon = SupConLoss(self.infonce.temperature)
-
-    def build_task_modules(self, task: TaskSpec) -> None:
-        if task.kind != "classification":
-            raise InputError("supcon needs a classification target (labels define positives)")
 
     def loss(self, batch: Batch) -> Loss:
         assert batch.y is not None, "supcon needs a target"
