@@ -13,7 +13,7 @@ matters for a task::
 __version__ = "0.1.0"
 
 from mmfactor import data as datasets  # noqa: E402
-from mmfactor import estimators, methods  # noqa: E402
+from mmfactor import estimators, interpret, methods  # noqa: E402
 from mmfactor.data import MultimodalDataset, from_arrays  # noqa: E402
 from mmfactor.evaluate import encode, evaluate  # noqa: E402
 from mmfactor.methods import Factors  # noqa: E402
@@ -38,6 +38,7 @@ __all__ = [
     "evaluate",
     "fit",
     "from_arrays",
+    "interpret",
     "methods",
     "__version__",
 ]

@@ -44,3 +44,15 @@ def test_encode_returns_numpy_in_order(toy):
     factors = mf.encode(RawFeatures(), toy, split="test")
     assert isinstance(factors.specific["x1"], np.ndarray)
     assert np.allclose(factors.specific["x1"], toy.arrays["x1"][toy.indices("test")])
+
+
+def test_latent_table_finds_each_modality_s_own_latents():
+    from mmfactor.evaluate.protocol import latent_table
+
+    data = mf.datasets.load("synthetic", n=1500, noise=0.1)
+    table = latent_table(RawFeatures(), data)
+    assert table["specific:x1"]["unique:x1"] > 0.1
+    assert abs(table["specific:x1"]["unique:x2"]) < 0.05  # x1 holds nothing of w_2
+    assert table["all"]["shared"] > table["specific:x1"]["shared"]
+    with pytest.raises(InputError, match="no ground-truth latents"):
+        latent_table(RawFeatures(), mf.datasets.load("nutrimouse"))

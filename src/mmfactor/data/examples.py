@@ -8,7 +8,8 @@ at hand, and for the tests.
   SIMS-like (unimodal labels).
 
 Labels depend on the text and audio features, so a model that reads the inputs beats
-chance. The values are random; only the layout is real.
+chance. The values are random; only the layout is real. :func:`planted_sequences` makes an
+in-memory data set whose label is set at known time steps, for interpretation checks.
 
 Example:
     >>> import tempfile, pathlib, mmfactor as mf
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from mmfactor.data.dataset import MultimodalDataset
 from mmfactor.errors import InputError
 from mmfactor.io import atomic_write
 
@@ -200,3 +202,38 @@ def write_mmsa(
 
 def _dump(path: str | Path, doc: dict[str, Any]) -> None:
     atomic_write(path, lambda f: pickle.dump(doc, f, protocol=4), durable=False)
+
+
+def planted_sequences(
+    n: int = 1200,
+    steps: int = 16,
+    dim: int = 4,
+    signal_steps: dict[str, Sequence[int]] | None = None,
+    amplitude: float = 1.0,
+    seed: int = 0,
+) -> MultimodalDataset:
+    """Two noise sequence modalities whose label shows only at known steps, to check that
+    an interpretation finds them.
+
+    ``y`` is a fair coin; at the signal steps of each modality the first feature is shifted
+    by ``+-amplitude`` (``+`` for ``y = 1``). Every other step and feature is pure noise.
+    Default signal steps: ``x1`` 4-5, ``x2`` 10-11.
+
+    Example:
+        >>> data = planted_sequences(n=100)
+        >>> data.modalities["x1"].kind, data.info["signal_steps"]["x2"]
+        ('sequence', [10, 11])
+    """
+    from mmfactor.data.arrays import from_arrays
+
+    signal = {k: list(v) for k, v in (signal_steps or {"x1": [4, 5], "x2": [10, 11]}).items()}
+    if any(not 0 <= t < steps for v in signal.values() for t in v):
+        raise InputError(f"planted_sequences: signal steps must lie in [0, {steps}): {signal}")
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    x = {m: rng.normal(size=(n, steps, dim)).astype(np.float32) for m in signal}
+    for m, s in signal.items():
+        x[m][:, s, 0] += amplitude * (2 * y[:, None] - 1)
+    data = from_arrays(x, y=y, seed=seed, name="planted")
+    data.info["signal_steps"] = signal
+    return data

@@ -182,6 +182,37 @@ def _records(
     ]
 
 
+def latent_table(
+    model: Representation,
+    data: MultimodalDataset,
+    protocol: str = "linear-probe",
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> dict[str, dict[str, float]]:
+    """Factors x ground-truth latents: ``table[factor][latent]`` is the test R^2 of a probe
+    (regression, strength chosen on valid) from the factor block to each dimension of the
+    latent, averaged over its dimensions. Needs ``data.latents`` (``synthetic``)."""
+    if not data.latents:
+        raise InputError(f"data set {data.name!r} has no ground-truth latents")
+    feats = {s: encode(model, data, batch_size, s).blocks() for s in ("train", "valid", "test")}
+    table: dict[str, dict[str, float]] = {}
+    for block in feats["train"]:
+        for name, values in data.latents.items():
+            scores = []
+            for j in range(values.shape[1]):  # a probe per latent dimension
+                y = {s: values[data.indices(s), j] for s in feats}
+                probe = fit_probe(
+                    protocol,
+                    "regression",
+                    (feats["train"][block], y["train"]),
+                    (feats["valid"][block], y["valid"]),
+                    seed=seed,
+                )
+                scores.append(score_probe(probe, feats["test"][block], y["test"], "regression"))
+            table.setdefault(block, {})[name] = float(np.mean([s["r2"] for s in scores]))
+    return table
+
+
 def factor_target_table(
     records: Iterable[dict[str, Any]], metric: str = "accuracy", protocol: str = "linear-probe"
 ) -> dict[str, dict[str, float]]:

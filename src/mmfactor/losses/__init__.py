@@ -2,5 +2,6 @@
 
 from mmfactor.losses.contrastive import InfoNCE, SupConLoss
 from mmfactor.losses.distributed import gather, gather_nograd
+from mmfactor.losses.mmd import MMDPrior, gaussian_kernel
 
-__all__ = ["InfoNCE", "SupConLoss", "gather", "gather_nograd"]
+__all__ = ["InfoNCE", "MMDPrior", "SupConLoss", "gather", "gather_nograd", "gaussian_kernel"]

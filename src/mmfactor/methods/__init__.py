@@ -3,7 +3,14 @@
 ``build(name, modalities, **overrides)`` makes one; ``available()`` lists them.
 """
 
-from mmfactor.methods import clip, cross_self, factorcl, supcon, supervised  # noqa: F401  (registers)
+from mmfactor.methods import (  # noqa: F401  (registers)
+    clip,
+    cross_self,
+    factorcl,
+    mfm,
+    supcon,
+    supervised,
+)
 from mmfactor.methods.base import Factors, Loss, Method
 from mmfactor.methods.registry import available, build, default_config, hyperparameters
 

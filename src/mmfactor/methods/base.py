@@ -86,11 +86,23 @@ class Factors:
 @dataclass
 class Loss:
     """A total to minimise, named parts for logging (each a 0-d tensor), and ``state``:
-    detached tensors the estimator step may reuse instead of re-encoding the batch."""
+    detached tensors the estimator step may reuse instead of re-encoding the batch.
+
+    ``objective``: what is logged as ``loss`` and so watched by model selection and early
+    stopping, when it differs from ``total``: a method whose total also trains auxiliary
+    networks (MFM's surrogate inference) reports its paper's objective here, so that the
+    auxiliary terms, which chase moving targets, do not pick the checkpoint.
+    """
 
     total: torch.Tensor
     parts: dict[str, torch.Tensor] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    objective: torch.Tensor | None = None
+
+    @property
+    def watched(self) -> torch.Tensor:
+        """The value logged as ``loss``: ``objective`` if set, else ``total``."""
+        return self.total if self.objective is None else self.objective
 
 
 class Method(nn.Module):
@@ -133,16 +145,26 @@ class Method(nn.Module):
         self.modalities = dict(modalities)
         self.modality_names = list(modalities)
         self.embed_dim = embed_dim
-        self.encoders = nn.ModuleDict(
-            {
-                m: build_encoder(
-                    _encoder_name(spec, encoder), spec, embed_dim, **dict(encoder_options or {})
-                )
-                for m, spec in self.modalities.items()
-            }
-        )
+        self.encoder_choice = dict(encoder or {})
+        self.encoder_options = dict(encoder_options or {})
+        self.encoders = self.modality_encoders(self.modality_names, embed_dim)
         self.task: TaskSpec | None = None
         self.train_stats = {}
+
+    def modality_encoders(self, names: list[str], out_dim: int) -> nn.ModuleDict:
+        """Fresh encoders for the named modalities, with this method's encoder choice and
+        options (methods with several encoder sets, like MFM, build more with it)."""
+        return nn.ModuleDict(
+            {
+                m: build_encoder(
+                    _encoder_name(self.modalities[m], self.encoder_choice),
+                    self.modalities[m],
+                    out_dim,
+                    **self.encoder_options,
+                )
+                for m in names
+            }
+        )
 
     # --- task binding -----------------------------------------------------------------
     def bind_task(self, task: TaskSpec) -> None:

@@ -128,7 +128,7 @@ class LitMethod(L.LightningModule):
         with self.trainer.precision_plugin.forward_context():  # as the training step has
             for batch in self._valid_loader:
                 loss = self.method.loss(batch.to(self.device))
-                self._log("valid", loss.total, loss.parts, len(batch))
+                self._log("valid", loss.watched, loss.parts, len(batch))
         self.method.train(was_training)
         return self._flush("valid")
 
@@ -179,7 +179,7 @@ class LitMethod(L.LightningModule):
             self.untoggle_optimizer(est_opt)
             loss.parts["estimator"] = est_loss.detach()
         self.samples_trained += len(batch) * self.trainer.world_size
-        self._log("train", loss.total, loss.parts, len(batch))
+        self._log("train", loss.watched, loss.parts, len(batch))
         return loss.total.detach()
 
     def on_fit_start(self) -> None:
