@@ -13,7 +13,7 @@ matters for a task::
 __version__ = "0.1.0"
 
 from mmfactor import data as datasets  # noqa: E402
-from mmfactor import estimators, interpret, methods  # noqa: E402
+from mmfactor import diagnostics, estimators, interpret, methods  # noqa: E402
 from mmfactor.data import MultimodalDataset, from_arrays  # noqa: E402
 from mmfactor.evaluate import encode, evaluate  # noqa: E402
 from mmfactor.methods import Factors  # noqa: E402
@@ -33,6 +33,7 @@ __all__ = [
     "FactorizedEmbedding",
     "MultimodalDataset",
     "datasets",
+    "diagnostics",
     "encode",
     "estimators",
     "evaluate",
