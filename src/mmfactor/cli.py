@@ -32,9 +32,7 @@ def _data_arg(spec: str) -> tuple[str, dict[str, Any]]:
     from mmfactor.data.files import detect_format
 
     name, sep, path = spec.partition(":")
-    if name in available():
-        return name, ({"path": path} if sep else {})
-    if Path(spec).suffix or "/" in spec:
+    if name not in available() and (Path(spec).suffix or "/" in spec):
         return detect_format(spec), {"path": spec}
     return name, ({"path": path} if sep else {})
 

@@ -41,10 +41,15 @@ def test_loss_parts_and_factors(sequence, toy, toy_seq):
 
 
 def test_shared_projection_is_weight_tied(toy):
-    model = build(toy)
-    assert isinstance(model.shared, torch.nn.Sequential)
-    assert set(model.private) == {"x1", "x2"}
-    assert model.private["x1"][0].weight is not model.private["x2"][0].weight
+    model = build(toy).eval()
+    batch = first_batch(toy)
+    with torch.no_grad():
+        before = model.encode(batch)
+        model.shared[0].bias += 1.0  # one parameter moves every modality's shared vector
+        after = model.encode(batch)
+    assert not torch.allclose(before.shared[:, :8], after.shared[:, :8])
+    assert not torch.allclose(before.shared[:, 8:], after.shared[:, 8:])
+    torch.testing.assert_close(before.specific["x1"], after.specific["x1"])
 
 
 def test_missing_modality_is_zeroed(toy):

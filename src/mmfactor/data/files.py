@@ -66,7 +66,6 @@ class SplitFields:
             )
         self.path, self.split, self.fields = path, split, fields
         self.notes: list[str] = []  # problems that do not stop the load
-        self.dropped = 0  # samples left out (empty ones)
 
     def __contains__(self, key: str) -> bool:
         return key in self.fields
@@ -181,7 +180,7 @@ def front_to_end(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-def sentiment_targets(y: np.ndarray, prefix: str = "sentiment") -> dict[str, Target]:
+def sentiment_targets(y: np.ndarray) -> dict[str, Target]:
     """Named targets from continuous sentiment labels ``(N,)`` in [-3, 3].
 
     - ``sentiment``: the regression target, scored with the sentiment metrics
@@ -190,13 +189,9 @@ def sentiment_targets(y: np.ndarray, prefix: str = "sentiment") -> dict[str, Tar
       "has0" for labels);
     - ``binary-gt0``: ``y > 0`` positive (zero counts as negative), MultiBench's convention;
     - ``sentiment7``: ``round(clip(y, -3, 3))`` as 7 classes ``-3..3`` (Acc-7's classes).
-
-    With another ``prefix`` (SIMS' unimodal labels) only the regression target is made.
     """
     y = y.astype(np.float32)
-    out = {prefix: Target(prefix, y, "regression", sentiment=True)}
-    if prefix != "sentiment":
-        return out
+    out = {"sentiment": Target("sentiment", y, "regression", sentiment=True)}
     out["binary-ge0"] = Target(
         "binary-ge0", (y >= 0).astype(np.int64), "classification", ("negative", "non-negative")
     )

@@ -80,7 +80,7 @@ def load_multibench(
         labels: ``sentiment`` (continuous, in [-3, 3]), ``binary`` (0/1) or ``auto`` (binary
             when every label is 0 or 1).
         drop_empty: drop samples whose text is all zeros (MultiBench's rule); with False they
-            are kept with one zero step.
+            are kept, with every modality marked absent when no modality has a real step.
 
     Raises:
         InputError: one line naming the file, split and key at fault.
@@ -90,9 +90,8 @@ def load_multibench(
     notes: list[str] = []
     parts, dropped = {}, {}
     for fields in read_splits(path, doc):
-        parts[fields.split] = _read_split(fields, chosen, drop_empty)
+        parts[fields.split], dropped[fields.split] = _read_split(fields, chosen, drop_empty)
         notes += fields.notes
-        dropped[fields.split] = fields.dropped
     y = np.concatenate([p["y:labels"] for p in parts.values()])
     if labels == "auto":
         labels = "binary" if np.isin(y, (0.0, 1.0)).all() else "sentiment"
@@ -123,14 +122,18 @@ def load_multibench(
     return assemble("multibench", parts, make_targets, info)
 
 
-def _read_split(fields: SplitFields, chosen: list[str], drop_empty: bool) -> dict[str, np.ndarray]:
+def _read_split(
+    fields: SplitFields, chosen: list[str], drop_empty: bool
+) -> tuple[dict[str, np.ndarray], int]:
+    """The split's columns for :func:`~mmfactor.data.files.assemble`, and how many empty
+    samples were dropped."""
     raw = {m: fields.features(m, 3, neg_inf_to_zero=m == "audio") for m in MODALITIES}
-    n = fields.same_n({**raw, "labels": fields.array("labels", (1, 2, 3))})
+    y = fields.array("labels", (1, 2, 3))
+    n = fields.same_n({**raw, "labels": y})
     steps = {m: x.shape[1] for m, x in raw.items()}
     if len(set(steps.values())) > 1:
         odd = next(m for m in MODALITIES if steps[m] != steps["text"])
         raise fields.error(odd, f"{steps[odd]} steps, but 'text' has {steps['text']} (aligned)")
-    y = fields.array("labels", (1, 2, 3))
     if y.size != n:
         raise fields.error("labels", f"expected one label per sample (N, 1, 1), got {y.shape}")
     y = y.reshape(n).astype(np.float32)
@@ -146,19 +149,19 @@ def _read_split(fields: SplitFields, chosen: list[str], drop_empty: bool) -> dic
     lengths = t - start
     keep = ~empty if drop_empty else np.ones(n, dtype=bool)
     if empty.any():
-        what = "dropped" if drop_empty else "kept with one zero step"
+        what = "dropped" if drop_empty else "kept, marked absent"
         fields.notes.append(f"split {fields.split!r}: {int(empty.sum())} empty samples {what}")
-        fields.dropped = int(empty.sum()) if drop_empty else 0
     if not keep.any():
         raise fields.error("text", "every sample is empty (all-zero text)")
 
     out = {f"x:{m}": front_to_end(raw[m][keep], lengths[keep]) for m in chosen}
-    # Every modality shares the word steps; an empty sample kept has no real step.
+    # Every modality shares the word steps. A kept empty sample has length 0: assemble()
+    # marks it absent in every modality.
     out |= {f"lengths:{m}": lengths[keep] for m in chosen}
     out["y:labels"] = y[keep]
     if "id" in fields:
         out |= {f"meta:{k}": v[keep] for k, v in _ids(fields, n).items()}
-    return out
+    return out, int(empty.sum()) if drop_empty else 0
 
 
 def _ids(fields: SplitFields, n: int) -> dict[str, np.ndarray]:

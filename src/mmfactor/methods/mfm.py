@@ -311,6 +311,8 @@ class MFM(Method):
         replaced = torch.zeros_like(batch.present[self.modality_names[0]])
         for m in self.modality_names:
             absent = ~batch.present[m]
+            if not absent.any():  # the usual case: no surrogate network needs to run
+                continue
             z_y, z_m = self.surrogate_codes(batch, m)
             codes[m] = torch.where(absent[:, None], z_m, codes[m])
             codes["y"] = torch.where((absent & ~replaced)[:, None], z_y, codes["y"])
