@@ -30,6 +30,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "restore_best": True,
     "checkpoint_interval": 30.0,
     "estimator_lr": 1e-3,
+    "unlabeled_ratio": 0.0,
     "accelerator": "cpu",
     "devices": 1,
     "strategy": "auto",
@@ -200,6 +201,12 @@ def validate_train(train: Mapping[str, Any]) -> None:
         raise InputError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}")
     if not isinstance(train["seed"], int):
         raise InputError(f"train.seed must be an integer, got {train['seed']!r}")
+    ratio = train["unlabeled_ratio"]
+    if not isinstance(ratio, int | float) or isinstance(ratio, bool) or not 0 <= ratio < 1e6:
+        raise InputError(
+            f"train.unlabeled_ratio must be a number >= 0 (unlabeled samples per labeled one in "
+            f"a batch), got {ratio!r}"
+        )
     if not isinstance(train["patience"], int) or train["patience"] < 0:
         raise InputError("train.patience must be a non-negative integer (0: no early stopping)")
 

@@ -85,3 +85,36 @@ def test_labeled_flags_only_when_the_batch_has_unlabeled_samples(toy):
     mixed = next(iter(make_loader(toy, train, 32, target="y", unlabeled=train[::2])))
     assert mixed.labeled is not None
     assert torch.equal(mixed.labeled, ~torch.isin(mixed.index, torch.as_tensor(train[::2])))
+
+
+def test_sampler_adds_pool_samples_to_every_batch_and_shards_them():
+    idx, pool = np.arange(40), np.arange(100, 130)
+    full = list(BatchIndexSampler(idx, 8, shuffle=True, seed=1, pool=pool, pool_per_batch=16))
+    assert len(full) == 5 and all(len(b) == 24 for b in full)
+    assert all(np.isin(b[:8], idx).all() and np.isin(b[8:], pool).all() for b in full)
+    drawn = np.concatenate([b[8:] for b in full])  # 80 draws from 30: cycled permutations
+    assert np.array_equal(np.sort(drawn[:30]), pool) and np.array_equal(np.sort(drawn[30:60]), pool)
+    ranks = [
+        list(
+            BatchIndexSampler(
+                idx, 8, shuffle=True, seed=1, rank=r, world_size=2, pool=pool, pool_per_batch=16
+            )
+        )
+        for r in range(2)
+    ]
+    for b in range(5):
+        parts = [ranks[r][b] for r in range(2)]
+        assert all(len(p) == 12 for p in parts)
+        assert np.array_equal(np.sort(np.concatenate(parts)), np.sort(full[b]))
+    with pytest.raises(ValueError, match="multiple of the 2 processes"):
+        BatchIndexSampler(idx, 8, True, world_size=2, pool=pool, pool_per_batch=3)
+    with pytest.raises(ValueError, match="non-empty pool"):
+        BatchIndexSampler(idx, 8, True, pool_per_batch=4)
+
+
+def test_fit_with_unlabeled_ratio_needs_an_unlabeled_split(toy):
+    model = mf.methods.build("supervised", toy.modalities, embed_dim=8)
+    with pytest.raises(InputError, match="no 'unlabeled' split"):
+        mf.fit(model, toy, max_epochs=1, unlabeled_ratio=1.0, progress=False)
+    with pytest.raises(InputError, match="unlabeled_ratio must be a number >= 0"):
+        mf.fit(model, toy, max_epochs=1, unlabeled_ratio=-1, progress=False)

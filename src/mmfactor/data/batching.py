@@ -110,6 +110,12 @@ class BatchIndexSampler(Sampler[np.ndarray]):
 
     Under data parallelism each rank takes an equal, disjoint share of every global batch, so
     that a gathered batch equals the batch one process would see (``batch_size`` is global).
+
+    Semi-supervised batches: with a ``pool`` (e.g. the ``unlabeled`` split) and
+    ``pool_per_batch`` = u, every batch also holds u samples of the pool, drawn without
+    replacement from a fresh seeded permutation of it, which restarts when it runs out (so a
+    pool smaller than an epoch's demand is cycled). The epoch's length is set by
+    ``indices`` alone; each rank takes its equal share of both parts.
     """
 
     def __init__(
@@ -121,14 +127,22 @@ class BatchIndexSampler(Sampler[np.ndarray]):
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        pool: np.ndarray | None = None,
+        pool_per_batch: int = 0,
     ) -> None:
-        if batch_size < world_size or batch_size % world_size:
-            raise ValueError(
-                f"batch size {batch_size} must be a multiple of the {world_size} processes"
-            )
+        for name, size, least in (
+            ("batch size", batch_size, world_size),
+            ("pool samples per batch", pool_per_batch, 0),
+        ):
+            if size < least or size % world_size:
+                raise ValueError(f"{name} {size} must be a multiple of the {world_size} processes")
+        if pool_per_batch and (pool is None or len(pool) == 0):
+            raise ValueError("pool_per_batch > 0 needs a non-empty pool")
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.pool = np.asarray(pool if pool is not None else [], dtype=np.int64)
+        self.pool_per_batch = pool_per_batch
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -147,12 +161,25 @@ class BatchIndexSampler(Sampler[np.ndarray]):
         if self.shuffle:
             rng = np.random.default_rng((self.seed, self.epoch))
             order = order[rng.permutation(len(order))]
+        extra = self._pool_order(len(self) * self.pool_per_batch)
         per_rank = self.batch_size // self.world_size
+        extra_per_rank = self.pool_per_batch // self.world_size
         for b in range(len(self)):
             batch = order[b * self.batch_size : (b + 1) * self.batch_size]
-            if self.world_size > 1:
-                batch = batch[self.rank * per_rank : (self.rank + 1) * per_rank]
+            batch = batch[self.rank * per_rank : (self.rank + 1) * per_rank]
+            if extra_per_rank:
+                start = b * self.pool_per_batch + self.rank * extra_per_rank
+                batch = np.concatenate([batch, extra[start : start + extra_per_rank]])
             yield batch
+
+    def _pool_order(self, count: int) -> np.ndarray:
+        """``count`` pool indices: concatenated seeded permutations of the pool."""
+        if not count:
+            return self.pool[:0]
+        rng = np.random.default_rng((self.seed, self.epoch, 1))
+        rounds = -(-count // len(self.pool))
+        perms = rng.random((rounds, len(self.pool))).argsort(1)
+        return self.pool[perms.reshape(-1)[:count]]
 
 
 def _identity(batch: Any) -> Any:
@@ -172,9 +199,26 @@ def make_loader(
     world_size: int = 1,
     num_workers: int = 0,
     unlabeled: np.ndarray | None = None,
+    unlabeled_per_batch: int = 0,
 ) -> DataLoader:
-    """A DataLoader over ``indices`` of ``data`` that yields :class:`Batch` objects."""
-    sampler = BatchIndexSampler(indices, batch_size, shuffle, seed, drop_last, rank, world_size)
+    """A DataLoader over ``indices`` of ``data`` that yields :class:`Batch` objects.
+
+    ``unlabeled``: indices whose samples are marked unlabeled (``Batch.labeled`` False);
+    with ``unlabeled_per_batch`` = u > 0 every batch also draws u of them (see
+    :class:`BatchIndexSampler`), so a batch holds ``batch_size`` samples of ``indices`` plus
+    u unlabeled ones.
+    """
+    sampler = BatchIndexSampler(
+        indices,
+        batch_size,
+        shuffle,
+        seed,
+        drop_last,
+        rank,
+        world_size,
+        pool=unlabeled if unlabeled_per_batch else None,
+        pool_per_batch=unlabeled_per_batch,
+    )
     return DataLoader(
         ArrayBatches(data, target, unlabeled),
         sampler=sampler,

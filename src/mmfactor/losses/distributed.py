@@ -58,3 +58,12 @@ def gather_nograd(x: torch.Tensor) -> torch.Tensor:
 def local_rows(batch_size: int, device: torch.device) -> torch.Tensor:
     """Indices of this rank's rows inside a gathered batch."""
     return torch.arange(batch_size, device=device) + rank() * batch_size
+
+
+def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """The mean of ``x`` over ranks, without gradient (``x`` itself with one process)."""
+    if world_size() == 1:
+        return x.detach()
+    out = x.detach().clone()
+    dist.all_reduce(out)
+    return out / world_size()

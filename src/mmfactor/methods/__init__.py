@@ -8,6 +8,7 @@ from mmfactor.methods import (  # noqa: F401  (registers)
     cross_self,
     factorcl,
     mfm,
+    mird,
     misa,
     supcon,
     supervised,

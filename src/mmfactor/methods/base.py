@@ -154,16 +154,13 @@ class Method(nn.Module):
     def modality_encoders(self, names: list[str], out_dim: int) -> nn.ModuleDict:
         """Fresh encoders for the named modalities, with this method's encoder choice and
         options (methods with several encoder sets, like MFM, build more with it)."""
-        return nn.ModuleDict(
-            {
-                m: build_encoder(
-                    _encoder_name(self.modalities[m], self.encoder_choice),
-                    self.modalities[m],
-                    out_dim,
-                    **self.encoder_options,
-                )
-                for m in names
-            }
+        return nn.ModuleDict({m: self.encoder_for(self.modalities[m], out_dim) for m in names})
+
+    def encoder_for(self, spec: ModalitySpec, out_dim: int) -> nn.Module:
+        """A fresh encoder for inputs described by ``spec`` (a modality, or an intermediate
+        like MIRD's fused tokens), with this method's encoder choice and options."""
+        return build_encoder(
+            _encoder_name(spec, self.encoder_choice), spec, out_dim, **self.encoder_options
         )
 
     # --- task binding -----------------------------------------------------------------
@@ -225,6 +222,14 @@ def _encoder_name(spec: ModalitySpec, choice: Mapping[str, str] | None) -> str:
 
 
 DEFAULT_ENCODER = {"vector": "mlp", "sequence": "gru", "image": "cnn"}
+
+
+def labeled_rows(output: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(output, y)`` restricted to the batch's labeled rows (all rows when every one is)."""
+    assert batch.y is not None, "the batch carries no target"
+    if batch.labeled is None:
+        return output, batch.y
+    return output[batch.labeled], batch.y[batch.labeled]
 
 
 def task_loss(task: TaskSpec, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -51,7 +51,8 @@ from mmfactor.data.batching import Batch
 from mmfactor.data.dataset import ModalitySpec, TaskSpec
 from mmfactor.errors import InputError
 from mmfactor.losses.mmd import MMDPrior
-from mmfactor.methods.base import Factors, Loss, Method, masked_mean, task_loss
+from mmfactor.methods.base import Factors, Loss, Method, labeled_rows, masked_mean, task_loss
+from mmfactor.methods.decoders import build_decoder, decode, reconstruction_error
 from mmfactor.methods.heads import MLPHead
 from mmfactor.methods.registry import register
 
@@ -145,30 +146,6 @@ class MemoryFusion(nn.Module):
             any_real = torch.stack([r[:, t] for r in real.values()], 1).any(1, keepdim=True)
             u = torch.where(any_real, u_new, u)
         return self.out(torch.cat([*h.values(), u], 1))
-
-
-class SequenceDecoder(nn.Module):
-    """``[F_y ; F_m]`` repeated over T steps -> GRU -> Linear: ``(B, c) -> (B, T, D)``."""
-
-    def __init__(self, code_dim: int, spec: ModalitySpec, hidden: int) -> None:
-        super().__init__()
-        self.gru = nn.GRU(code_dim, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, spec.dim)
-
-    def forward(self, code: torch.Tensor, steps: int) -> torch.Tensor:
-        h, _ = self.gru(code[:, None, :].expand(-1, steps, -1))
-        return self.out(h)
-
-
-class VectorDecoder(nn.Module):
-    """``[F_y ; F_m]`` -> MLP -> the modality's feature shape (vectors, flattened images)."""
-
-    def __init__(self, code_dim: int, spec: ModalitySpec, hidden: int) -> None:
-        super().__init__()
-        self.mlp, self.shape = MLPHead(code_dim, hidden, spec.dim), spec.shape
-
-    def forward(self, code: torch.Tensor, steps: int = 0) -> torch.Tensor:
-        return self.mlp(code).reshape(-1, *self.shape)
 
 
 def frozen(module: nn.Module, *args: Any) -> Any:
@@ -265,9 +242,7 @@ class MFM(Method):
         )
         self.decoders = nn.ModuleDict(
             {
-                m: (SequenceDecoder if spec.kind == "sequence" else VectorDecoder)(
-                    self.f["y"] + self.f[m], spec, decoder_hidden
-                )
+                m: build_decoder(self.f["y"] + self.f[m], spec, decoder_hidden)
                 for m, spec in self.modalities.items()
             }
         )
@@ -338,26 +313,20 @@ class MFM(Method):
     def _decode(
         self, m: str, f_y: torch.Tensor, f_m: torch.Tensor, batch: Batch, fixed: bool = False
     ) -> torch.Tensor:
-        decoder = self.decoders[m]
-        steps = batch.x[m].shape[1] if self.modalities[m].kind == "sequence" else 0
-        code = torch.cat([f_y, f_m], 1)
-        return frozen(decoder, code, steps) if fixed else decoder(code, steps)
+        decoder, code, spec = self.decoders[m], torch.cat([f_y, f_m], 1), self.modalities[m]
+        if fixed:
+            return decode(lambda c, t: frozen(decoder, c, t), code, batch.x[m], spec)
+        return decode(decoder, code, batch.x[m], spec)
 
     # --- the objective ----------------------------------------------------------------------
     def reconstruction_error(self, m: str, x_hat: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Mean squared error per sample over real steps and features ``(B,)``; padding
-        steps do not count (a fix: the released code averages over them)."""
-        err = (x_hat - batch.x[m]).pow(2)
-        if self.modalities[m].kind != "sequence":
-            return err.flatten(1).mean(1)
-        real = batch.mask[m].to(err.dtype)
-        return (err.mean(2) * real).sum(1) / real.sum(1).clamp_min(1.0)
+        """Per-sample error ``(B,)`` over real steps only (a fix: the released code averages
+        over padding), see :func:`~mmfactor.methods.decoders.reconstruction_error`."""
+        return reconstruction_error(x_hat, batch.x[m], batch.mask.get(m))
 
     def _task(self, out: torch.Tensor, batch: Batch) -> torch.Tensor:
         assert self.task is not None and batch.y is not None, "mfm needs a target"
-        y = batch.y
-        if batch.labeled is not None:
-            out, y = out[batch.labeled], y[batch.labeled]
+        out, y = labeled_rows(out, batch)
         if self.task.kind == "regression" and self.regression_loss == "l1":
             return F.l1_loss(out.reshape(-1), y.float())
         return task_loss(self.task, out, y)

@@ -41,7 +41,7 @@ from mmfactor.data.batching import Batch
 from mmfactor.data.dataset import TaskSpec
 from mmfactor.errors import InputError
 from mmfactor.losses.disentangle import CMD, SoftOrthogonality
-from mmfactor.methods.base import Factors, Loss, Method, task_loss
+from mmfactor.methods.base import Factors, Loss, Method, labeled_rows, task_loss
 from mmfactor.methods.heads import MLPHead
 from mmfactor.methods.registry import register
 from mmfactor.methods.supervised import zero_missing
@@ -137,9 +137,7 @@ class MISA(Method):
         """Paper Eq. 9: task + alpha * sim (CMD) + beta * diff + gamma * recon."""
         assert self.task is not None and batch.y is not None, "misa needs a target"
         u, shared, private = self._parts(batch)
-        out, y = self._predict(shared, private), batch.y
-        if batch.labeled is not None:
-            out, y = out[batch.labeled], y[batch.labeled]
+        out, y = labeled_rows(self._predict(shared, private), batch)
         names = self.modality_names
         pairs = list(combinations(names, 2))
         sim = torch.stack([self.cmd(shared[a], shared[b]) for a, b in pairs]).mean()

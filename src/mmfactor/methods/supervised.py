@@ -15,7 +15,7 @@ import torch
 
 from mmfactor.data.batching import Batch
 from mmfactor.data.dataset import TaskSpec
-from mmfactor.methods.base import Factors, Loss, Method, task_loss
+from mmfactor.methods.base import Factors, Loss, Method, labeled_rows, task_loss
 from mmfactor.methods.heads import MLPHead
 from mmfactor.methods.registry import register
 
@@ -73,9 +73,6 @@ class Supervised(Method):
 
     def loss(self, batch: Batch) -> Loss:
         assert self.task is not None and batch.y is not None, "supervised needs a target"
-        out = self.predict(batch)
-        y = batch.y
-        if batch.labeled is not None:
-            out, y = out[batch.labeled], y[batch.labeled]
+        out, y = labeled_rows(self.predict(batch), batch)
         task = task_loss(self.task, out, y)
         return Loss(task, {"task": task})

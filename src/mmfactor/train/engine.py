@@ -85,6 +85,14 @@ class LitMethod(L.LightningModule):
         self.target = target
         self.automatic_optimization = False
         self.has_estimators = any(True for _ in method.estimator_parameters())
+        # Under DDP the estimator networks are left out of DDP's gradient reduction (their
+        # backward passes run outside DDP's forward/backward pairing, several per step, and
+        # their parameters take no part in the main loss); the engine averages their
+        # gradients over ranks itself (_sync_estimator_gradients).
+        estimator_ids = {id(p) for p in method.estimator_parameters()}
+        self._ddp_params_and_buffers_to_ignore = [
+            f"method.{name}" for name, p in method.named_parameters() if id(p) in estimator_ids
+        ]
         self._epoch_sums: dict[str, dict[str, torch.Tensor]] = {}
         self._epoch_counts: dict[str, int] = {}
         self.samples_trained = 0  # in this process's fit, all ranks counted
@@ -96,6 +104,16 @@ class LitMethod(L.LightningModule):
         idx = self.data.indices(split)
         world = self.trainer.world_size
         batch_size = min(cfg["batch_size"], max(world, len(idx) // world * world))
+        pool, per_batch = None, 0
+        if split == "train" and cfg["unlabeled_ratio"] > 0:
+            pool = self.data.splits.get("unlabeled")
+            if pool is None or len(pool) == 0:
+                hint = " (synthetic: set data.n_unlabeled)" if self.data.name == "synthetic" else ""
+                raise InputError(
+                    f"train.unlabeled_ratio is {cfg['unlabeled_ratio']} but data set "
+                    f"{self.data.name!r} has no 'unlabeled' split{hint}"
+                )
+            per_batch = world * max(1, round(cfg["unlabeled_ratio"] * batch_size / world))
         return make_loader(
             self.data,
             idx,
@@ -107,6 +125,8 @@ class LitMethod(L.LightningModule):
             rank=self.trainer.global_rank,
             world_size=world,
             num_workers=cfg["num_workers"],
+            unlabeled=pool,
+            unlabeled_per_batch=per_batch,
         )
 
     def train_dataloader(self) -> Any:
@@ -175,6 +195,7 @@ class LitMethod(L.LightningModule):
                 est_opt.zero_grad(set_to_none=True)
                 est_loss = self.method.estimator_loss(batch, loss.state)
                 self._backward(est_loss)
+                self._sync_estimator_gradients()
                 self._step(est_opt)
             self.untoggle_optimizer(est_opt)
             loss.parts["estimator"] = est_loss.detach()
@@ -194,6 +215,22 @@ class LitMethod(L.LightningModule):
         )  # type: ignore[attr-defined]
         self._raw_backward = no_scaler and strategy is SingleDeviceStrategy
         self._raw_step = no_scaler and strategy in (SingleDeviceStrategy, DDPStrategy)
+        if self.trainer.world_size > 1:  # DDP does not broadcast the parameters it ignores
+            for p in self.method.estimator_parameters():
+                torch.distributed.broadcast(p.data, 0)
+
+    def _sync_estimator_gradients(self) -> None:
+        """Average the estimator parameters' gradients over ranks, in one all-reduce."""
+        if self.trainer.world_size == 1:
+            return
+        grads = [p.grad for p in self.method.estimator_parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= self.trainer.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self._raw_backward:

@@ -1,0 +1,140 @@
+"""Cross-modal fusion for unaligned sequences: :func:`sparsemax` and
+:class:`CrossModalFusion`, MIRD's word-wise sparse attention with a gated addition (Qian et
+al. 2024, ``spec/methods.md`` section 4).
+
+Example:
+    >>> from mmfactor.data.dataset import ModalitySpec
+    >>> specs = {"text": ModalitySpec("text", "sequence", (6,)),
+    ...          "audio": ModalitySpec("audio", "sequence", (3,))}
+    >>> fusion = CrossModalFusion(specs, "text", 8)
+    >>> x = {"text": torch.randn(2, 5, 6), "audio": torch.randn(2, 9, 3)}
+    >>> mask = {"text": torch.ones(2, 5, dtype=torch.bool),
+    ...         "audio": torch.ones(2, 9, dtype=torch.bool)}
+    >>> present = {m: torch.ones(2, dtype=torch.bool) for m in specs}
+    >>> fusion(x, mask, present).shape  # one fused token per text step
+    torch.Size([2, 5, 8])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from mmfactor.data.dataset import ModalitySpec
+from mmfactor.errors import InputError
+
+
+def sparsemax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Sparsemax over the last axis (Martins & Astudillo, ICML 2016): the Euclidean
+    projection of the scores onto the probability simplex, ``max(z - tau, 0)``, which sets
+    low scores to exactly zero.
+
+    ``mask`` (broadcastable to ``scores``, True at admissible entries) excludes entries; a
+    row with no admissible entry gets all zeros. Differentiable everywhere autograd is
+    (gradients reach only the support). Shapes: ``(..., n) -> (..., n)``.
+
+    Example:
+        >>> sparsemax(torch.tensor([2.0, 1.0, -1.0]))
+        tensor([1., 0., 0.])
+        >>> sparsemax(torch.tensor([1.0, 0.8, 0.0]))
+        tensor([0.6000, 0.4000, 0.0000])
+    """
+    z = scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+    ordered = z.sort(-1, descending=True).values
+    finite = torch.isfinite(ordered)
+    cumulative = ordered.masked_fill(~finite, 0.0).cumsum(-1)
+    rank = torch.arange(1, z.shape[-1] + 1, device=z.device, dtype=z.dtype)
+    support = (1 + rank * ordered > cumulative) & finite
+    k = support.sum(-1, keepdim=True).clamp_min(1)
+    tau = (cumulative.gather(-1, k - 1) - 1) / k.to(z.dtype)
+    return (z - tau).clamp_min(0.0)
+
+
+class CrossModalFusion(nn.Module):
+    """One fused token per step of an anchor modality, enriched by the other modalities
+    (MIRD's word-wise sparse attention, WSA, followed by a gated addition).
+
+    For each anchor step t with token ``h_t = W_a x_a,t`` ``(d,)`` and each other modality m
+    with frames ``x_m,1..T_m``:
+
+    - attention ``p_t = sparsemax(h_t . K_m x_m,s / sqrt(d))`` over m's real frames (sparse:
+      a word attends to the few frames that match it; no alignment is needed);
+    - the aligned frame ``a_m,t = sum_s p_t,s x_m,s`` and a gate
+      ``g_m,t = relu(G_m [a_m,t ; h_t])``;
+    - the shift ``s_t = sum_m g_m,t * V_m a_m,t`` is added with a norm cap:
+      ``out_t = dropout(LayerNorm(h_t + alpha_t s_t))``, ``alpha_t = min(beta ||h_t|| /
+      ||s_t||, 1)``, so the other modalities adjust the anchor token without swamping it.
+
+    Design choices (the paper applies this to BERT word embeddings): the anchor's tokens are
+    a linear projection of its features; scores are scaled by ``1/sqrt(d)`` (the released
+    code does not scale, which with wide tokens makes sparsemax one-hot); a vector modality
+    counts as a sequence of one frame, so the module also serves vector data; an absent
+    modality adds nothing, and where the anchor is absent its token is zero and ``alpha`` is 1,
+    so the token comes from the other modalities alone.
+
+    Args:
+        specs: every modality's spec (the anchor and the ones fused into it).
+        anchor: the modality whose steps give the tokens (MIRD: text).
+        dim: token width d.
+        beta: the norm cap's scale (the released code's ``beta_shift``).
+        dropout: dropout on the fused tokens.
+
+    Shapes: ``x[m]`` ``(B, T_m, D_m)`` or ``(B, D_m)``, ``mask[m]`` ``(B, T_m)``,
+    ``present[m]`` ``(B,)`` -> ``(B, T_anchor, dim)`` (``T_anchor`` = 1 for a vector anchor).
+    """
+
+    def __init__(
+        self,
+        specs: Mapping[str, ModalitySpec],
+        anchor: str,
+        dim: int,
+        beta: float = 1.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if anchor not in specs:
+            raise InputError(f"fusion anchor {anchor!r} is not a modality: {list(specs)}")
+        if dim < 1 or beta <= 0 or not 0 <= dropout < 1:
+            raise InputError(
+                f"fusion: dim must be >= 1, beta > 0, dropout in [0, 1); got {dim}, {beta}, "
+                f"{dropout}"
+            )
+        self.anchor, self.dim, self.beta = anchor, dim, float(beta)
+        self.others = [m for m in specs if m != anchor]
+        self.token = nn.Linear(specs[anchor].dim, dim)
+        self.key = nn.ModuleDict({m: nn.Linear(specs[m].dim, dim) for m in self.others})
+        self.value = nn.ModuleDict({m: nn.Linear(specs[m].dim, dim) for m in self.others})
+        self.gate = nn.ModuleDict({m: nn.Linear(specs[m].dim + dim, dim) for m in self.others})
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: Mapping[str, torch.Tensor],
+        mask: Mapping[str, torch.Tensor],
+        present: Mapping[str, torch.Tensor],
+    ) -> torch.Tensor:
+        h = self.token(_frames(x[self.anchor]))  # (B, T, d)
+        anchor_here = present[self.anchor].to(h.dtype)[:, None, None]
+        h = h * anchor_here
+        shift = torch.zeros_like(h)
+        for m in self.others:  # a handful of modalities; each step is batched
+            frames = _frames(x[m])  # (B, S, D_m)
+            real = mask.get(m)
+            real = frames.new_ones(frames.shape[:2], dtype=torch.bool) if real is None else real
+            real = real & present[m][:, None]
+            scores = h @ self.key[m](frames).transpose(1, 2) / self.dim**0.5  # (B, T, S)
+            aligned = sparsemax(scores, real[:, None, :]) @ frames  # (B, T, D_m)
+            gate = torch.relu(self.gate[m](torch.cat([aligned, h], -1)))
+            shift = shift + gate * self.value[m](aligned)
+        h_norm, s_norm = h.norm(dim=-1, keepdim=True), shift.norm(dim=-1, keepdim=True)
+        alpha = (self.beta * h_norm / s_norm.clamp_min(1e-6)).clamp(max=1.0)
+        alpha = torch.where(anchor_here > 0, alpha, torch.ones_like(alpha))
+        return self.dropout(self.norm(h + alpha * shift))
+
+
+def _frames(x: torch.Tensor) -> torch.Tensor:
+    """``(B, T, D)`` as is; vectors and images as one frame ``(B, 1, D)``."""
+    return x if x.dim() == 3 else x.flatten(1)[:, None, :]
