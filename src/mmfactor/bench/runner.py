@@ -130,6 +130,9 @@ def run_bench(
         if entry.label not in data_cache:
             data_cache[entry.label] = data_from_config(cfg)
         data = data_cache[entry.label]
+        if method != RAW and (reason := method_class(method).unsupported(data.modalities)):
+            log(f"{tag}: skipped, {reason}")
+            continue
         if method != RAW and (target := target_for(method, cfg, data)) != cfg["train"]["target"]:
             log(f"{tag}: trains on {target!r} (it cannot train on {data.default_target!r})")
             cfg = {**cfg, "train": {**cfg["train"], "target": target}}

@@ -18,6 +18,7 @@ _LOADERS: dict[str, tuple[str, str]] = {
     "multibench": ("mmfactor.data.multibench", "load_multibench"),
     "mmsa": ("mmfactor.data.mmsa", "load_mmsa"),
     "arrays": ("mmfactor.data.array_files", "load_arrays"),
+    "linear": ("mmfactor.data.linear", "load_linear"),
 }
 
 

@@ -4,12 +4,15 @@
 """
 
 from mmfactor.methods import (  # noqa: F401  (registers)
+    cca,
     clip,
     cross_self,
+    dcca,
     factorcl,
     mfm,
     mird,
     misa,
+    mucmm,
     supcon,
     supervised,
 )

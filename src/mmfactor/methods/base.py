@@ -14,7 +14,7 @@ A method is an ``nn.Module`` with
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -124,6 +124,9 @@ class Method(nn.Module):
     #: The kinds of supervising target the method can train on.
     task_kinds: ClassVar[tuple[str, ...]] = ("classification", "regression")
     has_head: ClassVar[bool] = False
+    #: Fitted in closed form on the train split by :meth:`fit_closed_form`, after any
+    #: gradient training (a method without trainable parameters, like ``cca``, has none).
+    closed_form: ClassVar[bool] = False
     estimator_steps: int = 0
     train_stats: dict[str, Any]  # set by mmfactor.fit: seconds, samples/s, epochs, target
 
@@ -142,6 +145,9 @@ class Method(nn.Module):
             )
         if embed_dim < 1:
             raise InputError(f"embed_dim must be positive, got {embed_dim}")
+        reason = self.unsupported(modalities)
+        if reason is not None:
+            raise InputError(f"{self.name}: {reason}")
         self.modalities = dict(modalities)
         self.modality_names = list(modalities)
         self.embed_dim = embed_dim
@@ -150,6 +156,12 @@ class Method(nn.Module):
         self.encoders = self.modality_encoders(self.modality_names, embed_dim)
         self.task: TaskSpec | None = None
         self.train_stats = {}
+
+    @classmethod
+    def unsupported(cls, modalities: Mapping[str, ModalitySpec]) -> str | None:
+        """Why the method cannot run on data with these modalities (None: it can); the
+        bench skips such pairs with this reason, the constructor raises it."""
+        return None
 
     def modality_encoders(self, names: list[str], out_dim: int) -> nn.ModuleDict:
         """Fresh encoders for the named modalities, with this method's encoder choice and
@@ -160,7 +172,7 @@ class Method(nn.Module):
         """A fresh encoder for inputs described by ``spec`` (a modality, or an intermediate
         like MIRD's fused tokens), with this method's encoder choice and options."""
         return build_encoder(
-            _encoder_name(spec, self.encoder_choice), spec, out_dim, **self.encoder_options
+            encoder_name(spec, self.encoder_choice), spec, out_dim, **self.encoder_options
         )
 
     # --- task binding -----------------------------------------------------------------
@@ -193,6 +205,10 @@ class Method(nn.Module):
     def loss(self, batch: Batch) -> Loss:
         raise NotImplementedError
 
+    def fit_closed_form(self, batches: Iterable[Batch]) -> None:
+        """Closed-form fitting on the train split's batches (methods with ``closed_form``)."""
+        raise NotImplementedError(f"{self.name} has no closed-form fit")
+
     def predict(self, batch: Batch) -> torch.Tensor | None:
         """The method's own head output (logits ``(B, K)`` or values ``(B,)``), if it has one."""
         return None
@@ -216,7 +232,8 @@ class Method(nn.Module):
         raise NotImplementedError(f"{self.name} has no estimator networks")
 
 
-def _encoder_name(spec: ModalitySpec, choice: Mapping[str, str] | None) -> str:
+def encoder_name(spec: ModalitySpec, choice: Mapping[str, str] | None) -> str:
+    """The encoder a method with encoder ``choice`` builds for ``spec``."""
     choice = dict(choice or {})
     return choice.get(spec.name) or choice.get(spec.kind) or DEFAULT_ENCODER[spec.kind]
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import logging
 import math
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -387,6 +388,10 @@ def fit(
             holds ``checkpoints/last.ckpt``, training resumes from it.
         config: the full run config, saved as ``config.yaml`` (the CLI passes it).
 
+    A method with ``closed_form`` (``cca``, ``dcca``) is then fitted in closed form on the
+    train split (:meth:`Method.fit_closed_form`); one without trainable parameters
+    (``cca``) skips gradient training.
+
     Returns:
         A :class:`Run`; the model holds the best weights on validation loss (or the last
         ones with ``restore_best=False``).
@@ -418,6 +423,66 @@ def fit(
         dump_yaml(run_dir / "config.yaml", config)
 
     L.seed_everything(seed, workers=True, verbose=False)
+    if any(p.requires_grad for p in model.main_parameters()):
+        epochs, seconds, samples, best_loss, is_global_zero = _train(
+            model, data, target, cfg, run_dir, tmp is not None, callbacks
+        )
+    else:  # nothing to train by gradient (cca): only the closed-form fit below
+        epochs, seconds, samples, best_loss, is_global_zero = 0, 0.0, 0, None, True
+    if model.closed_form:
+        start = time.perf_counter()
+        model.eval()
+        model.fit_closed_form(_closed_form_batches(model, data, target, cfg["batch_size"]))
+        seconds += time.perf_counter() - start
+        samples += len(data.indices("train"))
+    run = Run(
+        model=model,
+        out=None if tmp else run_dir,
+        epochs=epochs,
+        train_seconds=seconds,
+        samples_per_second=samples / seconds if seconds > 0 else math.nan,
+        best_valid_loss=best_loss,
+        history=_history(run_dir),
+        config=config or {},
+        is_global_zero=is_global_zero,
+    )
+    model.train_stats = {
+        "train_seconds": run.train_seconds,
+        "samples_per_second": run.samples_per_second,
+        "epochs": run.epochs,
+        "target": target,
+    }
+    if is_global_zero and tmp is None:
+        save_torch(run_dir / "model.pt", model.state_dict())
+        write_json(
+            run_dir / "metrics.json",
+            {
+                "epochs": run.epochs,
+                "train_seconds": seconds,
+                "samples_per_second": run.samples_per_second,
+                "best_valid_loss": best_loss,
+                "target": target,
+                "history": run.history,
+            },
+        )
+    model.eval()
+    if tmp is not None:
+        tmp.cleanup()
+    return run
+
+
+def _train(
+    model: Method,
+    data: MultimodalDataset,
+    target: str | None,
+    cfg: dict[str, Any],
+    run_dir: Path,
+    temporary: bool,
+    callbacks: Sequence[Callback],
+) -> tuple[int, float, int, float | None, bool]:
+    """Gradient training under Lightning: ``(epochs, seconds, samples trained, best
+    validation loss, is global zero)``; the model ends with the best weights when
+    ``restore_best``."""
     lit = LitMethod(model, cfg, data, target)
     has_valid = len(data.splits.get("valid", ())) > 0
     ckpt_dir = run_dir / "checkpoints"
@@ -425,7 +490,7 @@ def fit(
     keeper = RunKeeper(
         cfg["monitor"] if has_valid else None,
         cfg["patience"],
-        None if tmp is not None else ckpt_dir / "last.ckpt",
+        None if temporary else ckpt_dir / "last.ckpt",
         cfg["checkpoint_interval"],
     )
     cbs: list[Callback] = [keeper, *callbacks]
@@ -456,41 +521,22 @@ def fit(
     best_loss = None if keeper.score is None else float(keeper.score)
     if cfg["restore_best"] and keeper.state is not None:
         model.load_state_dict(keeper.state)
-    seconds = keeper.seconds
-    run = Run(
-        model=model,
-        out=None if tmp else run_dir,
-        epochs=trainer.current_epoch,
-        train_seconds=seconds,
-        samples_per_second=lit.samples_trained / seconds if seconds > 0 else math.nan,
-        best_valid_loss=best_loss,
-        history=_history(run_dir),
-        config=config or {},
-        is_global_zero=trainer.is_global_zero,
+    return (
+        trainer.current_epoch,
+        keeper.seconds,
+        lit.samples_trained,
+        best_loss,
+        trainer.is_global_zero,
     )
-    model.train_stats = {
-        "train_seconds": run.train_seconds,
-        "samples_per_second": run.samples_per_second,
-        "epochs": run.epochs,
-        "target": target,
-    }
-    if trainer.is_global_zero and tmp is None:
-        save_torch(run_dir / "model.pt", model.state_dict())
-        write_json(
-            run_dir / "metrics.json",
-            {
-                "epochs": run.epochs,
-                "train_seconds": seconds,
-                "samples_per_second": run.samples_per_second,
-                "best_valid_loss": best_loss,
-                "target": target,
-                "history": run.history,
-            },
-        )
-    model.eval()
-    if tmp is not None:
-        tmp.cleanup()
-    return run
+
+
+def _closed_form_batches(
+    model: Method, data: MultimodalDataset, target: str | None, batch_size: int
+) -> Iterator[Batch]:
+    """The train split in order, on the model's device, for :meth:`Method.fit_closed_form`."""
+    device = next(itertools.chain(model.parameters(), model.buffers())).device
+    for batch in make_loader(data, data.indices("train"), batch_size, target=target):
+        yield batch.to(device)
 
 
 def _attempts(run_dir: Path) -> int:
