@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mmfactor bench quick --out runs/demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Headless Chromium + chromedriver for tests/bench/test_report_browser.py (Debian packages).
+# Installed once when absent; never fails: without apt-get, root/sudo or network the browser
+# test is skipped with its reason.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null 2>&1 || echo sudo -n)
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 \
+	  && $(SUDO) apt-get update -qq >/dev/null 2>&1 \
+	  && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	       --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+	  || echo "browser: could not install chromium/chromedriver; the browser test will be skipped"; \
+	}
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools examples

@@ -146,7 +146,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not path.exists():
         raise InputError(f"{path}: no such file (run `mmfactor bench --out {args.dir}` first)")
     text = write_report(args.dir, read_records(path))
-    _emit({"results": str(Path(args.dir) / "results.md")}, args.json, text)
+    written = {name: str(Path(args.dir) / name) for name in ("results.md", "report.html")}
+    _emit(written, args.json, text)
     return 0
 
 

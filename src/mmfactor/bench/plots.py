@@ -6,20 +6,24 @@ from pathlib import Path
 from typing import Any
 
 from mmfactor.evaluate.metrics import mean_std
+from mmfactor.evaluate.protocol import standard_records
 from mmfactor.io import atomic_write
 
 
-def mix_curves(records: list[dict[str, Any]]) -> dict[str, list[tuple[float, float, float]]]:
+def mix_curves(
+    records: list[dict[str, Any]], exact: bool = True
+) -> dict[str, list[tuple[float, float, float]]]:
     """Accuracy against the unique share r, per method: ``[(r, mean, std)]`` sorted by r,
-    over seeds, from the linear probe on all factors on complete data, for the records
-    whose supervising (bench) target is the probed ``mix@r`` target."""
+    over seeds, from the linear probe on all factors on complete data. ``exact``: only the
+    records whose supervising (bench) target is the probed ``mix@r`` target (a model per r);
+    otherwise every probe of a ``mix@r`` target (one model, probed on each r)."""
     values: dict[str, dict[float, list[float]]] = {}
-    for rec in records:
+    for rec in standard_records(records):
         target = rec["target"]
         if (
             isinstance(target, str)
             and target.startswith("mix@")
-            and rec.get("bench_target") == target
+            and (rec.get("bench_target") == target or not exact)
             and rec["factors"] == "all"
             and rec["protocol"] != "head"
             and not rec["missing"]
@@ -33,10 +37,11 @@ def mix_curves(records: list[dict[str, Any]]) -> dict[str, list[tuple[float, flo
     }
 
 
-def plot_mix(records: list[dict[str, Any]], path: str | Path) -> bool:
+def plot_mix(records: list[dict[str, Any]], path: str | Path, exact: bool = True) -> bool:
     """Write accuracy against r (mean ± std over seeds, one line per method) as a PNG at
-    ``path`` if the records hold at least two values of r; returns whether it did."""
-    curves = mix_curves(records)
+    ``path`` if the records hold at least two values of r; returns whether it did.
+    ``exact``: see :func:`mix_curves`."""
+    curves = mix_curves(records, exact)
     if not curves or max(len(c) for c in curves.values()) < 2:
         return False
     import matplotlib
@@ -52,8 +57,14 @@ def plot_mix(records: list[dict[str, Any]], path: str | Path) -> bool:
     ax.set_xlabel("r: share of task information unique to one modality (target mix@r)")
     ax.set_ylabel("linear-probe test accuracy (all factors)")
     n_seeds = len({rec["seed"] for rec in records})
-    datasets = ", ".join(sorted({rec["dataset"] for rec in records}))
-    ax.set_title(f"{datasets}: accuracy against unique share ({n_seeds} seeds, mean ± std)")
+    datasets = ", ".join(
+        sorted({rec["dataset"] for rec in records if str(rec["target"]).startswith("mix@")})
+    )
+    how = "a model per r" if exact else "one model per method, probed on each r"
+    ax.set_title(
+        f"{datasets}: accuracy against unique share\n({how}; {n_seeds} seeds, mean ± std)",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

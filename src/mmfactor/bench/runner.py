@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mmfactor.bench.plots import plot_mix
+from mmfactor.bench.report import run_dir_name, save_embeddings, write_html_report
 from mmfactor.bench.suites import Suite
 from mmfactor.config import resolve
 from mmfactor.data.dataset import MultimodalDataset
@@ -24,6 +25,9 @@ from mmfactor.evaluate.protocol import (
     evaluate,
     factor_target_table,
     format_table,
+    latent_records,
+    noise_records,
+    standard_records,
 )
 from mmfactor.evaluate.reference import RawFeatures
 from mmfactor.io import write_text
@@ -148,7 +152,7 @@ def run_bench(
                 model, run = label_free[key]
             else:
                 log(f"{tag}: training")
-                run_dir = out / "runs" / _dir_name(label) / method / f"seed{seed}"
+                run_dir = out / "runs" / run_dir_name(label) / method / f"seed{seed}"
                 run, _ = train_from_config(cfg, run_dir, data=data)
                 model = run.model
                 if not uses_labels:
@@ -171,6 +175,15 @@ def run_bench(
             seed=seed,
             context=context,
         )
+        if method != RAW:
+            if entry.noise and primary is not None:
+                records += noise_records(
+                    model, data, primary, (0.0, *entry.noise), seed=seed, context=context
+                )
+            if entry.latents and data.latents:
+                records += latent_records(model, data, seed=seed, context=context)
+            if seed == 0 and run is not None and run.out is not None:
+                save_embeddings(model, data, primary, run.out / "embeddings.npz")
         append_records(results, records)
         speed = ""
         if run is not None:
@@ -184,23 +197,20 @@ def run_bench(
     return records
 
 
-def _dir_name(label: str) -> str:
-    return label.replace(" ", "-").replace(":", "-")
-
-
 def write_report(out: str | Path, records: list[dict[str, Any]]) -> str:
-    """Write ``results.md`` (returned) and, when the records hold a sweep over mix@r
-    targets, ``mix.png`` into ``out``."""
+    """Write ``results.md`` (returned), ``report.html`` with its PNGs and, when the records
+    hold a sweep over mix@r targets, ``mix.png`` into ``out``."""
     out = Path(out)
     markdown = results_markdown(records)
     if plot_mix(records, out / "mix.png"):
         markdown += "\n![accuracy on mix@r against the unique share r](mix.png)\n"
     write_text(out / "results.md", markdown)
+    write_html_report(out, records, markdown)
     return markdown
 
 
 def _summary_line(records: list[dict[str, Any]], target: str | None) -> str:
-    for r in records:
+    for r in standard_records(records):
         if (
             r["factors"] == "all"
             and r["target"] == target
@@ -264,6 +274,7 @@ def _sentiment_table(records: list[dict[str, Any]], dataset: str) -> list[str]:
 def results_markdown(records: list[dict[str, Any]]) -> str:
     """Tables of mean ± std over seeds: per data set, methods x targets (linear probe on all
     factors, complete data), missing-modality robustness, and factors x targets per method."""
+    records = standard_records(records)
     lines = [
         "# Benchmark results",
         "",

@@ -13,7 +13,9 @@ from mmfactor.errors import InputError, unknown_name
 @dataclass(frozen=True)
 class BenchData:
     """One data set of a suite: its options, the supervising target (``None``: the data set's
-    default), what is evaluated, and the modalities dropped at test time (``None``: each)."""
+    default), what is evaluated, the modalities dropped at test time (``None``: each), the
+    input-noise levels of the robustness curves (multiples of each feature's std), and
+    whether factors are probed against the data set's ground-truth latents."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -21,6 +23,8 @@ class BenchData:
     eval_targets: tuple[str, ...] | None = None
     missing: tuple[str, ...] | None = ()
     train: dict[str, Any] = field(default_factory=dict)
+    noise: tuple[float, ...] = ()
+    latents: bool = False
 
     @property
     def label(self) -> str:
@@ -53,6 +57,8 @@ class Suite:
 
 #: The unique-information shares of the ``mix`` suite (targets ``mix@r`` of ``synthetic``).
 MIX_TARGETS = ("mix@0", "mix@0.25", "mix@0.5", "mix@0.75", "mix@1.0")
+#: Input-noise levels of the robustness curves (multiples of each feature's train std).
+NOISE_LEVELS = (0.5, 1.0, 2.0)
 
 SUITES: dict[str, Suite] = {
     "quick": Suite(
@@ -62,9 +68,11 @@ SUITES: dict[str, Suite] = {
                 "synthetic",
                 {"n": 4000},
                 target="mix@0.5",
-                eval_targets=("shared", "unique:x1", "unique:x2", "mix@0.5", "mix@1.0"),
+                eval_targets=("shared", "unique:x1", "unique:x2", *MIX_TARGETS),
                 missing=("x1", "x2"),
                 train={"max_epochs": 15},
+                noise=NOISE_LEVELS,
+                latents=True,
             ),
             BenchData(
                 "uci-mfeat",
@@ -72,10 +80,42 @@ SUITES: dict[str, Suite] = {
                 target="digit",
                 missing=("fou", "pix"),
                 train={"max_epochs": 30},
+                noise=NOISE_LEVELS,
             ),
         ),
         seeds=1,
         description="every method on synthetic and uci-mfeat (fou + pix), short training",
+    ),
+    # The seed papers' case on data that ships (FactorCL Figure 1 and Table 1, MFM's and
+    # MIRD's missing-modality studies): a model per unique share r on synthetic, each probed
+    # against the ground-truth latents, every modality dropped in turn, input noise; and
+    # uci-mfeat. Hours on 2 cores; resumable (finished runs are skipped).
+    "paper": Suite(
+        "paper",
+        (
+            *(
+                BenchData(
+                    "synthetic",
+                    {"n": 6000},
+                    target=t,
+                    eval_targets=("shared", "unique:x1", "unique:x2", "synergy", t),
+                    missing=("x1", "x2"),
+                    noise=NOISE_LEVELS,
+                    latents=True,
+                )
+                for t in MIX_TARGETS
+            ),
+            BenchData(
+                "uci-mfeat",
+                {"views": ["fou", "pix"]},
+                target="digit",
+                missing=("fou", "pix"),
+                noise=NOISE_LEVELS,
+            ),
+        ),
+        seeds=5,
+        description="Figure-1 sweep, Table-1 latent probing, missing modalities and noise on "
+        "synthetic and uci-mfeat, seeds 0-4 (hours; resumable)",
     ),
     # FactorCL's central claim (Liang et al. 2023, Fig. 1): as the share r of task
     # information that is unique to one modality grows, contrastive learning of what the

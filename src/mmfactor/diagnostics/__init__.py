@@ -1,5 +1,19 @@
-"""Diagnostics of learned factors: how dependent they are on each other."""
+"""Diagnostics of learned factors (how dependent they are on each other) and of data (how
+the information two modalities carry about a target splits into redundancy, unique
+information and synergy)."""
 
 from mmfactor.diagnostics.dependence import factor_dependence, hsic, top_canonical_correlation
+from mmfactor.diagnostics.information import (
+    InformationDecomposition,
+    information_decomposition,
+    pid,
+)
 
-__all__ = ["factor_dependence", "hsic", "top_canonical_correlation"]
+__all__ = [
+    "InformationDecomposition",
+    "factor_dependence",
+    "hsic",
+    "information_decomposition",
+    "pid",
+    "top_canonical_correlation",
+]

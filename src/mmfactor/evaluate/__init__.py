@@ -5,7 +5,21 @@ from mmfactor.evaluate.protocol import (
     evaluate,
     factor_target_table,
     format_table,
+    latent_information,
+    latent_records,
+    noise_records,
     predict,
+    standard_records,
 )
 
-__all__ = ["encode", "evaluate", "factor_target_table", "format_table", "predict"]
+__all__ = [
+    "encode",
+    "evaluate",
+    "factor_target_table",
+    "format_table",
+    "latent_information",
+    "latent_records",
+    "noise_records",
+    "predict",
+    "standard_records",
+]

@@ -10,6 +10,7 @@ probe is still trained on complete data, as a user with a trained model would fa
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -182,20 +183,15 @@ def _records(
     ]
 
 
-def latent_table(
-    model: Representation,
-    data: MultimodalDataset,
-    protocol: str = "linear-probe",
-    seed: int = 0,
-    batch_size: int = 1024,
-) -> dict[str, dict[str, float]]:
-    """Factors x ground-truth latents: ``table[factor][latent]`` is the test R^2 of a probe
-    (regression, strength chosen on valid) from the factor block to each dimension of the
-    latent, averaged over its dimensions. Needs ``data.latents`` (``synthetic``)."""
+def _latent_r2(
+    model: Representation, data: MultimodalDataset, protocol: str, seed: int, batch_size: int
+) -> dict[str, dict[str, list[float]]]:
+    """``r2[block][latent]``: the test R^2 of a probe (regression, strength chosen on valid)
+    from each factor block to each dimension of each ground-truth latent."""
     if not data.latents:
         raise InputError(f"data set {data.name!r} has no ground-truth latents")
     feats = {s: encode(model, data, batch_size, s).blocks() for s in ("train", "valid", "test")}
-    table: dict[str, dict[str, float]] = {}
+    r2: dict[str, dict[str, list[float]]] = {}
     for block in feats["train"]:
         for name, values in data.latents.items():
             scores = []
@@ -209,8 +205,130 @@ def latent_table(
                     seed=seed,
                 )
                 scores.append(score_probe(probe, feats["test"][block], y["test"], "regression"))
-            table.setdefault(block, {})[name] = float(np.mean([s["r2"] for s in scores]))
+            r2.setdefault(block, {})[name] = [float(sc["r2"]) for sc in scores]
+    return r2
+
+
+def latent_table(
+    model: Representation,
+    data: MultimodalDataset,
+    protocol: str = "linear-probe",
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> dict[str, dict[str, float]]:
+    """Factors x ground-truth latents: ``table[factor][latent]`` is the test R^2 of a probe
+    (regression, strength chosen on valid) from the factor block to each dimension of the
+    latent, averaged over its dimensions. Needs ``data.latents`` (``synthetic``)."""
+    r2 = _latent_r2(model, data, protocol, seed, batch_size)
+    return {b: {k: float(np.mean(v)) for k, v in row.items()} for b, row in r2.items()}
+
+
+def latent_information(
+    model: Representation,
+    data: MultimodalDataset,
+    protocol: str = "linear-probe",
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> dict[str, dict[str, float]]:
+    """Probed mutual information, in bits, between each factor block and each ground-truth
+    latent (the analogue of FactorCL's Table 1): ``table[factor][latent]``.
+
+    For each latent dimension j a probe predicts it from the block; with a Gaussian channel
+    the probe's test ``R^2`` gives ``I >= -1/2 log2(1 - R^2)`` bits, summed over the latent's
+    (independent) dimensions. A lower bound: a better probe can only raise it. ``R^2`` is
+    clipped to ``[0, 0.999]`` (at most about 5 bits per dimension).
+    """
+    r2 = _latent_r2(model, data, protocol, seed, batch_size)
+    table: dict[str, dict[str, float]] = {}
+    for block, row in r2.items():
+        for name, values in row.items():
+            clipped = np.clip(np.asarray(values), 0.0, 0.999)
+            table.setdefault(block, {})[name] = float((-0.5 * np.log2(1.0 - clipped)).sum())
     return table
+
+
+def latent_records(
+    model: Representation,
+    data: MultimodalDataset,
+    seed: int = 0,
+    context: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`latent_information` as result records: ``protocol: "latent-probe"``,
+    ``target: "latent:<name>"``, ``metric: "mi_bits"``."""
+    base = {"method": model.name, "dataset": data.name, "seed": seed, "split": "test"}
+    base.update({"version": __version__, **(context or {})})
+    return [
+        {
+            **base,
+            "target": f"latent:{name}",
+            "factors": block,
+            "protocol": "latent-probe",
+            "metric": "mi_bits",
+            "value": value,
+            "missing": [],
+        }
+        for block, row in latent_information(model, data, seed=seed).items()
+        for name, value in row.items()
+    ]
+
+
+def noise_records(
+    model: Representation,
+    data: MultimodalDataset,
+    target: str,
+    levels: Sequence[float],
+    protocol: str = "linear-probe",
+    seed: int = 0,
+    batch_size: int = 1024,
+    context: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Robustness to input noise: the probe on all factors, fitted on clean train data, scored
+    on test inputs with Gaussian noise of standard deviation ``level`` times each feature's
+    train standard deviation added to every modality (padding stays zero). Records carry
+    ``noise: level``; level 0 is the clean score."""
+    tgt = data.target(target)
+    train_f = encode(model, data, batch_size, "train").blocks()["all"]
+    valid_f = encode(model, data, batch_size, "valid").blocks()["all"]
+    y = {s: tgt.values[data.indices(s)] for s in ("train", "valid", "test")}
+    probe = fit_probe(protocol, tgt.kind, (train_f, y["train"]), (valid_f, y["valid"]), seed=seed)
+    base = {"method": model.name, "dataset": data.name, "seed": seed, "split": "test"}
+    base.update({"version": __version__, **(context or {})})
+    records = []
+    for level in levels:
+        noisy = with_test_noise(data, float(level), seed)
+        test_f = encode(model, noisy, batch_size, "test").blocks()["all"]
+        scores = score_probe(probe, test_f, y["test"], tgt.kind, tgt.sentiment)
+        records += [
+            {**r, "noise": float(level)}
+            for r in _records(base, target, "all", protocol, scores, [])
+        ]
+    return records
+
+
+def with_test_noise(data: MultimodalDataset, level: float, seed: int = 0) -> MultimodalDataset:
+    """``data`` whose test samples carry added Gaussian noise (``level`` x the per-feature
+    train standard deviation); the other splits are unchanged (copies of the arrays)."""
+    if level == 0:
+        return data
+    rng = np.random.default_rng(seed)
+    test, train = data.indices("test"), data.indices("train")
+    arrays = {}
+    for m, values in data.arrays.items():
+        x = np.array(values, dtype=np.float32)
+        std = x[train].reshape(-1, *x.shape[-1:]).std(0) if x.ndim == 3 else x[train].std(0)
+        noise = rng.standard_normal((len(test), *x.shape[1:])).astype(np.float32) * std * level
+        if m in data.lengths:  # sequences: no noise on padding steps
+            steps = np.arange(x.shape[1])[None, :] < data.lengths[m][test][:, None]
+            noise *= steps[..., None]
+        x[test] += noise
+        arrays[m] = x
+    return replace(data, arrays=arrays)
+
+
+def standard_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The probe and head records on clean test inputs (without the noise-robustness and
+    latent-probe records), as the results tables use them."""
+    return [r for r in records if "noise" not in r and r["protocol"] != "latent-probe"]
 
 
 def factor_target_table(
@@ -219,7 +337,7 @@ def factor_target_table(
     """Factors x targets: mean ``metric`` over seeds for each (factor block, target), on
     complete test data. ``table[factor][target]``."""
     acc: dict[tuple[str, str], list[float]] = {}
-    for r in records:
+    for r in standard_records(records):
         if r["metric"] == metric and r["protocol"] == protocol and not r["missing"]:
             acc.setdefault((r["factors"], r["target"]), []).append(r["value"])
     table: dict[str, dict[str, float]] = {}
