@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 import mmfactor as mf
-from mmfactor.diagnostics import InformationDecomposition, information_decomposition, pid
+from mmfactor.diagnostics import (
+    TOY_PARTS,
+    InformationDecomposition,
+    bit_toy,
+    information_decomposition,
+    pid,
+)
 from mmfactor.diagnostics.information import _broja
 from mmfactor.errors import InputError
 
@@ -203,22 +209,17 @@ def test_counts_are_normalised_and_names_used():
 # The data path on sampled arrays
 
 
-def sampled(case: str, n: int = 4000, seed: int = 0) -> mf.MultimodalDataset:
+def sampled(case: str, n: int = 4000) -> mf.MultimodalDataset:
     """The toy cases as data: each bit a +-1 feature with a little Gaussian noise."""
-    rng = np.random.default_rng(seed)
-    bits = rng.integers(0, 2, size=(5, n))
-    r, u, v, s, t = bits
+    return bit_toy(case, n=n)
 
-    def feats(*cols: np.ndarray) -> np.ndarray:
-        return 2.0 * np.stack(cols, 1) - 1 + 0.05 * rng.normal(size=(n, len(cols)))
 
-    arrays, y = {
-        "redundant": ({"x1": feats(r), "x2": feats(r)}, r),
-        "unique": ({"x1": feats(u), "x2": feats(v)}, u),
-        "xor": ({"x1": feats(s), "x2": feats(t)}, s ^ t),
-        "mixed": ({"x1": feats(u, s), "x2": feats(t)}, 2 * u + (s ^ t)),
-    }[case]
-    return mf.from_arrays(arrays, y=y)
+def test_toy_data_cases_match_the_exact_tables():
+    assert set(TOY_PARTS) <= set(CASES)
+    for case, parts in TOY_PARTS.items():
+        assert parts == CASES[case][2]
+    with pytest.raises(InputError, match="unknown toy case"):
+        bit_toy("and")
 
 
 @pytest.mark.parametrize("case", ["redundant", "unique", "xor", "mixed"])

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mmfactor import __version__
-from mmfactor.bench.plots import plot_mix
+from mmfactor.bench.plots import method_style, outside_legend, plot_mix
 from mmfactor.evaluate.metrics import mean_std
 from mmfactor.evaluate.protocol import PRIMARY_METRIC, encode, standard_records
 from mmfactor.io import atomic_write, write_text
@@ -235,8 +235,9 @@ def _robustness_noise(records: list[dict[str, Any]], path: Path) -> bool:
     if not rows:
         return False
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method in sorted({r["method"] for r in rows}):
+    fig, ax = plt.subplots(figsize=(7.2, 4))
+    methods = sorted({r["method"] for r in rows})
+    for method in methods:
         levels = sorted({r["noise"] for r in rows if r["method"] == method})
         stats = [
             mean_std([r["value"] for r in rows if r["method"] == method and r["noise"] == lv])
@@ -246,15 +247,16 @@ def _robustness_noise(records: list[dict[str, Any]], path: Path) -> bool:
             levels,
             [s[0] for s in stats],
             yerr=[s[1] for s in stats],
-            marker="o",
             capsize=3,
+            markersize=4,
             label=method,
+            **method_style(method, methods),
         )
     ax.set_xlabel("input noise (std, in units of each feature's std)")
     ax.set_ylabel(rows[0]["metric"] + " (probe on all factors)")
     ax.set_title("Robustness to input noise (probe fitted on clean data)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    outside_legend(ax)
     fig.tight_layout()
     _save(fig, path)
     return True
@@ -289,14 +291,23 @@ def _embeddings(runs: dict[str, Path], path: Path) -> bool:
                     style = {"cmap": "tab10", "vmin": 0, "vmax": max(9, int(colour.max()))}
                 ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=3, **style)
             else:
-                ax.text(0.5, 0.5, "-", ha="center", transform=ax.transAxes)
+                ax.set_frame_on(False)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no such factor",
+                    ha="center",
+                    color="0.6",
+                    fontsize=7,
+                    transform=ax.transAxes,
+                )
             if i == 0:
                 ax.set_title(block.removeprefix("block:"), fontsize=8)
             if j == 0:
                 ax.set_ylabel(method, fontsize=8)
     name = next((str(e["target_name"]) for e in loaded.values() if "target_name" in e), "")
     fig.suptitle(f"Test factors, 2-D PCA, coloured by {name} (seed 0)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the title
     _save(fig, path)
     return True
 
@@ -377,6 +388,22 @@ def _runs(out: Path) -> dict[str, dict[str, Path]]:
     return found
 
 
+def _dataset_runs(runs: dict[str, dict[str, Path]], dataset: str) -> dict[str, Path]:
+    """One seed-0 run per method of a data set. A data set benched under several supervising
+    targets (``runs/synthetic-mix@0.5``...) shows the middle target's runs; methods trained
+    only once (label-free ones) come from wherever they were trained."""
+    base = run_dir_name(dataset)
+    groups = sorted(g for g in runs if g == base or g.startswith(base + "-"))
+    if not groups:
+        return {}
+    middle = groups[len(groups) // 2]
+    chosen: dict[str, Path] = {}
+    for group in [middle, *groups]:
+        for method, run in runs[group].items():
+            chosen.setdefault(method, run)
+    return dict(sorted(chosen.items()))
+
+
 def write_html_report(out: str | Path, records: list[dict[str, Any]], markdown: str) -> Path:
     """Write ``out/report.html`` and its PNGs from the records and run directories."""
     out = Path(out)
@@ -447,7 +474,7 @@ def write_html_report(out: str | Path, records: list[dict[str, Any]], markdown: 
             ),
             "Gaussian noise added to every test input.",
         )
-        dataset_runs = runs.get(run_dir_name(dataset), {})
+        dataset_runs = _dataset_runs(runs, dataset)
         sections.append("<h3>Embeddings and training</h3>")
         figure(
             f"embeddings-{slug}.png",

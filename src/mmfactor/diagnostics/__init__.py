@@ -4,13 +4,17 @@ information and synergy)."""
 
 from mmfactor.diagnostics.dependence import factor_dependence, hsic, top_canonical_correlation
 from mmfactor.diagnostics.information import (
+    TOY_PARTS,
     InformationDecomposition,
+    bit_toy,
     information_decomposition,
     pid,
 )
 
 __all__ = [
+    "TOY_PARTS",
     "InformationDecomposition",
+    "bit_toy",
     "factor_dependence",
     "hsic",
     "information_decomposition",
