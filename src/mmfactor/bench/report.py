@@ -29,7 +29,12 @@ import numpy as np
 from mmfactor import __version__
 from mmfactor.bench.plots import method_style, outside_legend, plot_mix
 from mmfactor.evaluate.metrics import mean_std
-from mmfactor.evaluate.protocol import PRIMARY_METRIC, encode, standard_records
+from mmfactor.evaluate.protocol import (
+    PRIMARY_METRIC,
+    encode,
+    factor_target_table,
+    standard_records,
+)
 from mmfactor.io import atomic_write, write_text
 
 CSS = """
@@ -136,22 +141,12 @@ def _metric_of(recs: list[dict[str, Any]], method: str) -> str:
 
 
 def _factor_target_tables(recs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    """``tables[method][factors][target]``: each method's probe metric on complete data."""
+    out = {}
     for method in sorted({r["method"] for r in recs}):
-        metric = _metric_of(recs, method)
-        acc: dict[tuple[str, str], list[float]] = {}
-        for r in recs:
-            if (
-                r["method"] == method
-                and r["metric"] == metric
-                and r["protocol"] not in ("head",)
-                and not r["missing"]
-            ):
-                acc.setdefault((r["factors"], r["target"]), []).append(r["value"])
-        table: dict[str, dict[str, float]] = {}
-        for (f, t), v in acc.items():
-            table.setdefault(f, {})[t] = float(np.mean(v))
-        out[method] = table
+        mine = [r for r in recs if r["method"] == method and r["protocol"] != "head"]
+        if mine:
+            out[method] = factor_target_table(mine, _metric_of(mine, method), mine[0]["protocol"])
     return out
 
 

@@ -114,17 +114,13 @@ def evaluate(
         if m not in data.modalities:
             raise InputError(f"--missing {m!r}: modalities are {', '.join(data.modalities)}")
     stats = getattr(model, "train_stats", {})
-    base = {
-        "method": model.name,
-        "dataset": data.name,
-        "seed": seed,
-        "split": "test",
-        "train_seconds": stats.get("train_seconds"),
-        "samples_per_second": stats.get("samples_per_second"),
-        "trained_on": stats.get("target"),
-        "version": __version__,
+    base = _record_base(model, data, seed, context)
+    base.update(
+        train_seconds=stats.get("train_seconds"),
+        samples_per_second=stats.get("samples_per_second"),
+        trained_on=stats.get("target"),
         **(context or {}),
-    }
+    )
     train_f = encode(model, data, batch_size, "train").blocks()
     valid_f = encode(model, data, batch_size, "valid").blocks()
     blocks = list(factors) if factors is not None else list(train_f)
@@ -181,6 +177,14 @@ def _records(
         }
         for metric, value in scores.items()
     ]
+
+
+def _record_base(
+    model: Representation, data: MultimodalDataset, seed: int, context: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The fields every result record of ``model`` on ``data`` starts with."""
+    base = {"method": model.name, "dataset": data.name, "seed": seed, "split": "test"}
+    return {**base, "version": __version__, **(context or {})}
 
 
 def _latent_r2(
@@ -255,8 +259,7 @@ def latent_records(
 ) -> list[dict[str, Any]]:
     """:func:`latent_information` as result records: ``protocol: "latent-probe"``,
     ``target: "latent:<name>"``, ``metric: "mi_bits"``."""
-    base = {"method": model.name, "dataset": data.name, "seed": seed, "split": "test"}
-    base.update({"version": __version__, **(context or {})})
+    base = _record_base(model, data, seed, context)
     return [
         {
             **base,
@@ -291,8 +294,7 @@ def noise_records(
     valid_f = encode(model, data, batch_size, "valid").blocks()["all"]
     y = {s: tgt.values[data.indices(s)] for s in ("train", "valid", "test")}
     probe = fit_probe(protocol, tgt.kind, (train_f, y["train"]), (valid_f, y["valid"]), seed=seed)
-    base = {"method": model.name, "dataset": data.name, "seed": seed, "split": "test"}
-    base.update({"version": __version__, **(context or {})})
+    base = _record_base(model, data, seed, context)
     records = []
     for level in levels:
         noisy = with_test_noise(data, float(level), seed)
