@@ -225,6 +225,23 @@ def _primary(record: dict[str, Any]) -> str:
     return record.get("primary_target") or record.get("bench_target") or ""
 
 
+def _distinct(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records without the repeats a reused (label-free) model leaves when one data set is
+    benched under several supervising targets: one score per model, not one per entry. A
+    model is its method, seed and training target; label-free ones (no training target) are
+    told apart by their scores."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for r in records:
+        model = r.get("trained_on") or ("label-free", r["value"])
+        key: tuple[Any, ...] = (r["method"], r["seed"], model, r["target"], r["factors"])
+        key += (r["protocol"], tuple(r["missing"]), r["metric"], _primary(r) == r["target"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
 def _cell(values: list[float]) -> str:
     if not values:
         return ""
@@ -286,13 +303,19 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
     for r in records:
         by_data.setdefault(r["dataset"], []).append(r)
     for dataset, recs in by_data.items():
-        recs = [r for r in recs if r["metric"] in PRIMARY_METRIC.values()]
+        recs = _distinct([r for r in recs if r["metric"] in PRIMARY_METRIC.values()])
         methods = sorted({r["method"] for r in recs})
         targets = sorted({r["target"] for r in recs if r["protocol"] != "head"})
         n_seeds = len({r["seed"] for r in recs})
+        bench_targets = sorted({_primary(r) for r in recs} - {""})
+        lines += [f"## {dataset} ({n_seeds} seed{'s' if n_seeds > 1 else ''})", ""]
+        if len(bench_targets) > 1:
+            lines += [
+                f"A model per supervising target ({', '.join(bench_targets)}; label-free "
+                "methods once): a column of another target averages over those models too.",
+                "",
+            ]
         lines += [
-            f"## {dataset} ({n_seeds} seed{'s' if n_seeds > 1 else ''})",
-            "",
             "| method | " + " | ".join(targets) + " | head | samples/s |",
             "|---|" + "---|" * (len(targets) + 2),
         ]
@@ -313,32 +336,38 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
             sps = f"{sum(speed.values()) / len(speed):.0f}" if speed else ""
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {head} | {sps} |")
         missing_sets = sorted({tuple(r["missing"]) for r in recs if r["missing"]})
-        bench_targets = sorted({_primary(r) for r in recs} - {""})
         if missing_sets:
+            several = len(bench_targets) > 1  # a row per (method, target)
             lines += [
                 "",
                 "Missing modality at test time (probe on all factors, target "
                 f"{', '.join(bench_targets)}):",
                 "",
-                "| method | complete | "
+                "| method | "
+                + ("target | " if several else "")
+                + "complete | "
                 + " | ".join(f"without {'+'.join(s)}" for s in missing_sets)
                 + " |",
-                "|---|---|" + "---|" * len(missing_sets),
+                "|---|" + ("---|" if several else "") + "---|" * (len(missing_sets) + 1),
             ]
             for m in methods:
-                mr = [
-                    r
-                    for r in recs
-                    if r["method"] == m
-                    and r["factors"] == "all"
-                    and r["target"] == _primary(r)
-                    and r["protocol"] != "head"
-                ]
-                cells = [
-                    _cell([r["value"] for r in mr if tuple(r["missing"]) == s])
-                    for s in [(), *missing_sets]
-                ]
-                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+                for t in bench_targets if several else [None]:
+                    mr = [
+                        r
+                        for r in recs
+                        if r["method"] == m
+                        and r["factors"] == "all"
+                        and r["target"] == _primary(r)
+                        and t in (None, r["target"])
+                        and r["protocol"] != "head"
+                    ]
+                    cells = [
+                        _cell([r["value"] for r in mr if tuple(r["missing"]) == s])
+                        for s in [(), *missing_sets]
+                    ]
+                    if any(cells):
+                        row = [m, *([t] if several else []), *cells]
+                        lines.append("| " + " | ".join(str(c) for c in row) + " |")
         lines += _sentiment_table(records, dataset)
         lines += ["", "Factors x targets (linear probe, complete data):", ""]
         for m in methods:
