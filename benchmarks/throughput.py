@@ -4,6 +4,10 @@ the training engine's overhead against a bare PyTorch loop doing the same steps.
 All figures are measured in this one run, on this machine, and printed as ratios.
 
     python benchmarks/throughput.py [--n 4000] [--epochs 3] [--batch 256]
+    python benchmarks/throughput.py --accelerator gpu [--precision bf16-mixed]
+
+With ``--accelerator gpu`` (``benchmarks/gpu_check.sh``) it prints the training throughput
+of every method on the GPU and the GPU's matmul rate; the CPU-only comparisons are skipped.
 """
 
 from __future__ import annotations
@@ -24,21 +28,29 @@ from mmfactor.data.batching import make_loader
 from mmfactor.train.engine import build_optimizer
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_gflops(
+    size: int = 2048, repeats: int = 10, device: str = "cpu", dtype: torch.dtype = torch.float32
+) -> float:
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b  # warm-up
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    sync()
     return 2 * size**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
 def build(name: str, data: mf.MultimodalDataset, width: int) -> mf.methods.Method:
     torch.manual_seed(0)
+    # Linear CCA projects the raw features: k cannot exceed their widths.
+    widths = [spec.shape[-1] for spec in data.modalities.values()]
     return mf.methods.build(
         name,
         data.modalities,
-        embed_dim=128,
+        embed_dim=min(128, *widths) if name == "cca" else 128,
         encoder_options={"hidden": [width, width]},
         task=data.target("mix@0.5").task,
     )
@@ -144,16 +156,22 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--pairs", type=int, default=7, help="bare/engine pairs for the overhead")
+    p.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
+    p.add_argument("--precision", default="32-true", help="e.g. bf16-mixed (Lightning's names)")
     args = p.parse_args()
+    device = {"accelerator": args.accelerator, "precision": args.precision}
     torch.set_num_threads(torch.get_num_threads())
     data = mf.datasets.load("synthetic", n=args.n)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; synthetic n={args.n}, "
-        f"batch {args.batch}, MLP encoders {args.width}-{args.width}"
+        f"batch {args.batch}, MLP encoders {args.width}-{args.width}; "
+        f"{args.accelerator}, precision {args.precision}"
     )
+    if args.accelerator == "gpu":
+        print(f"device: {torch.cuda.get_device_name()}")
 
     # Warm-up: the first fit of a process pays one-off initialisation costs.
-    mf.fit(build("clip", data, args.width), data, max_epochs=1, progress=False)
+    mf.fit(build("clip", data, args.width), data, max_epochs=1, progress=False, **device)
 
     print("\n## Training throughput through mf.fit (train epochs only)")
     print("| method | samples/s | s/epoch |\n|---|---|---|")
@@ -167,8 +185,15 @@ def main() -> None:
             batch_size=args.batch,
             patience=0,
             progress=False,
+            **device,
         )
-        print(f"| {name} | {run.samples_per_second:.0f} | {run.train_seconds / run.epochs:.2f} |")
+        per_epoch = f"{run.train_seconds / run.epochs:.2f}" if run.epochs else "closed form"
+        print(f"| {name} | {run.samples_per_second:.0f} | {per_epoch} |")
+    if args.accelerator == "gpu":
+        for dtype in (torch.float32, torch.bfloat16):
+            rate = matmul_gflops(8192, repeats=20, device="cuda", dtype=dtype)
+            print(f"\nGPU 8192x8192 matmul, {dtype}: {rate / 1e3:.1f} TFLOP/s")
+        return
 
     print("\n## clip training step vs the machine's matmul")
     # Alternate the two measurements and take the median of the paired ratios: the

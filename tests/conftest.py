@@ -11,6 +11,16 @@ import mmfactor as mf
 torch.set_num_threads(2)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` need CUDA: without it they are skipped, saying so."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="gpu test: no CUDA device here (benchmarks/gpu_check.sh)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 def make_toy(n: int = 400, seed: int = 0, sequence: bool = False) -> mf.MultimodalDataset:
     """Two modalities sharing a latent z; y = sign of z's first coordinate."""
     rng = np.random.default_rng(seed)

@@ -316,7 +316,7 @@ def test_gradients_flow_through_augmentations() -> None:
     assert x.grad is not None
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_runs_on_cuda_with_either_generator() -> None:
     x, mask = seq_batch()
     x, mask = x.cuda(), mask.cuda()

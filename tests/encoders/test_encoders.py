@@ -269,7 +269,7 @@ def test_register_encoder_and_deepcopy() -> None:
     assert "test-small-mlp" not in available_encoders()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 @pytest.mark.parametrize(("name", "options"), SEQ_CONFIGS)
 def test_sequence_encoders_on_cuda(name: str, options: dict) -> None:
     torch.manual_seed(0)
