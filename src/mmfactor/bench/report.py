@@ -68,6 +68,12 @@ def run_dir_name(dataset_label: str) -> str:
     return dataset_label.replace(" ", "-").replace(":", "-")
 
 
+def primary_target(record: dict[str, Any]) -> str:
+    """The target a record's bench entry is about: its supervising target, else the data
+    set's default ("" when neither is known)."""
+    return record.get("primary_target") or record.get("bench_target") or ""
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
@@ -188,7 +194,7 @@ def _robustness_missing(recs: list[dict[str, Any]], path: Path) -> bool:
         for r in recs
         if r["factors"] == "all"
         and r["protocol"] != "head"
-        and r["target"] == (r.get("primary_target") or r.get("bench_target"))
+        and r["target"] == primary_target(r)
         and r["metric"] in PRIMARY_METRIC.values()
     ]
     conditions = sorted({tuple(r["missing"]) for r in rows})
@@ -257,14 +263,17 @@ def _robustness_noise(records: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def _run_files(runs: dict[str, Path], name: str) -> list[tuple[str, Path]]:
+    """``(method, file)`` for each run directory that holds the file ``name``."""
+    return [(m, run / name) for m, run in sorted(runs.items()) if (run / name).exists()]
+
+
 def _embeddings(runs: dict[str, Path], path: Path) -> bool:
     """Grid: a row per method, a column per factor block, PCA coordinates coloured by target."""
     loaded = {}
-    for method, run in sorted(runs.items()):
-        file = run / "embeddings.npz"
-        if file.exists():
-            with np.load(file, allow_pickle=False) as z:
-                loaded[method] = {k: z[k] for k in z.files}
+    for method, file in _run_files(runs, "embeddings.npz"):
+        with np.load(file, allow_pickle=False) as z:
+            loaded[method] = {k: z[k] for k in z.files}
     if not loaded:
         return False
     blocks = sorted({k for e in loaded.values() for k in e if k.startswith("block:")})
@@ -309,12 +318,9 @@ def _embeddings(runs: dict[str, Path], path: Path) -> bool:
 
 def _training_curves(runs: dict[str, Path], path: Path) -> bool:
     histories = {}
-    for method, run in sorted(runs.items()):
-        file = run / "metrics.json"
-        if file.exists():
-            history = json.loads(file.read_text()).get("history") or []
-            if history:
-                histories[method] = history
+    for method, file in _run_files(runs, "metrics.json"):
+        if history := json.loads(file.read_text()).get("history"):
+            histories[method] = history
     if not histories:
         return False
     plt = _plt()
@@ -505,4 +511,10 @@ def write_html_report(out: str | Path, records: list[dict[str, Any]], markdown: 
     return path
 
 
-__all__ = ["markdown_to_html", "run_dir_name", "save_embeddings", "write_html_report"]
+__all__ = [
+    "markdown_to_html",
+    "primary_target",
+    "run_dir_name",
+    "save_embeddings",
+    "write_html_report",
+]

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from mmfactor.bench.plots import plot_mix
-from mmfactor.bench.report import run_dir_name, save_embeddings, write_html_report
+from mmfactor.bench.report import (
+    primary_target,
+    run_dir_name,
+    save_embeddings,
+    write_html_report,
+)
 from mmfactor.bench.suites import Suite
 from mmfactor.config import resolve
 from mmfactor.data.dataset import MultimodalDataset
@@ -221,10 +226,6 @@ def _summary_line(records: list[dict[str, Any]], target: str | None) -> str:
     return ""
 
 
-def _primary(record: dict[str, Any]) -> str:
-    return record.get("primary_target") or record.get("bench_target") or ""
-
-
 def _distinct(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records without the repeats a reused (label-free) model leaves when one data set is
     benched under several supervising targets: one score per model, not one per entry. A
@@ -235,7 +236,7 @@ def _distinct(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in records:
         model = r.get("trained_on") or ("label-free", r["value"])
         key: tuple[Any, ...] = (r["method"], r["seed"], model, r["target"], r["factors"])
-        key += (r["protocol"], tuple(r["missing"]), r["metric"], _primary(r) == r["target"])
+        key += (r["protocol"], tuple(r["missing"]), r["metric"], primary_target(r) == r["target"])
         if key not in seen:
             seen.add(key)
             out.append(r)
@@ -307,7 +308,7 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
         methods = sorted({r["method"] for r in recs})
         targets = sorted({r["target"] for r in recs if r["protocol"] != "head"})
         n_seeds = len({r["seed"] for r in recs})
-        bench_targets = sorted({_primary(r) for r in recs} - {""})
+        bench_targets = sorted({primary_target(r) for r in recs} - {""})
         lines += [f"## {dataset} ({n_seeds} seed{'s' if n_seeds > 1 else ''})", ""]
         if len(bench_targets) > 1:
             lines += [
@@ -357,7 +358,7 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
                         for r in recs
                         if r["method"] == m
                         and r["factors"] == "all"
-                        and r["target"] == _primary(r)
+                        and r["target"] == primary_target(r)
                         and t in (None, r["target"])
                         and r["protocol"] != "head"
                     ]
