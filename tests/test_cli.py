@@ -198,28 +198,37 @@ def test_bench_writes_resumable_results(tmp_path, capsys):
     assert "done, skipped" in capsys.readouterr().err
 
 
-# mird: estimator networks (5 CLUB steps per batch, their gradients averaged by the engine),
-# semi-supervised batches (each process takes its share of the labeled and of the unlabeled
-# samples), log-balanced terms. SGD for the main step: Adam divides each gradient by its own
-# running scale, which turns rounding differences in near-zero gradients into lr-sized steps
-# (measured with Adam: max |dw| 3e-4 after one epoch, 2e-7 with SGD).
-# Not yet equal under DDP (max |dw| above 1e-4): cca, cross-self, factorcl-sup/-ssl, misa and
-# mucmm, whose batch-level terms (correlations, CMD, batch norm, critics) see one process's
-# share of the batch.
+# Every method, 2 gloo processes against one. What the cases switch off, and why:
+# - Adam (main and estimator optimisers): it divides each gradient by its own running scale,
+#   which turns rounding differences in near-zero gradients into lr-sized steps (measured
+#   with Adam: max |dw| 3e-4 after one epoch for mird, 2e-7 with SGD; factorcl-sup's NCE-CLUB
+#   critics 9e-3 with Adam, 3e-8 with SGD). Equal in expectation, not bit for bit.
+# - dropout: each process draws masks for its own rows (augmentations, by contrast, are cut
+#   from one draw for the global batch and are left on: cross-self, factorcl-ssl).
+# What they exercise: batch-level terms on gathered rows (dcca, mucmm correlations and batch
+# norm, misa CMD and orthogonality, the contrastive negatives), estimator networks (mird's
+# CLUB, factorcl's NCE-CLUB critics, their gradients averaged by the engine), semi-supervised
+# batches (mird: each process takes its share of the labeled and of the unlabeled rows).
 SGD = ["train.optimizer=sgd", "train.lr=0.01"]
+ESTIMATOR_SGD = [*SGD, "train.estimator_optimizer=sgd"]
 DDP_CASES = {
+    "cca": [],  # closed form, no gradient training: nothing to distribute (0 epochs)
     "clip": [],
+    "cross-self": SGD,
     "supcon": SGD,
     "supervised": [*SGD, "method.dropout=0.0"],
-    "dcca": SGD,  # the correlation objective is computed on gathered codes
+    "dcca": SGD,
+    "mucmm": SGD,
+    "misa": [*SGD, "method.dropout=0.0", "method.fusion_dropout=0.0"],
     "mfm": [*SGD, "method.dropout=0.0"],
     "mird": [
         "data.n_unlabeled=300",
         "train.unlabeled_ratio=2",
         "method.dropout=0.0",
-        "train.optimizer=sgd",
-        "train.lr=0.01",
+        *ESTIMATOR_SGD,
     ],
+    "factorcl-sup": ESTIMATOR_SGD,
+    "factorcl-ssl": ESTIMATOR_SGD,
 }
 
 
@@ -259,7 +268,8 @@ def test_ddp_two_cpu_processes_match_one_process(method, tmp_path):
             cwd=tmp_path,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert json.loads(proc.stdout)["epochs"] == 2  # one JSON document, from rank 0 only
+        # one JSON document, from rank 0 only
+        assert json.loads(proc.stdout)["epochs"] == (0 if method == "cca" else 2)
         weights[devices] = torch.load(out / "model.pt", weights_only=True)
     diff = max(float((weights[2][k] - weights[1][k]).abs().max()) for k in weights[1])
     assert diff < 1e-4
@@ -308,6 +318,72 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     while not ckpt.exists() and time.monotonic() < deadline and killed.poll() is None:
         time.sleep(0.01)
     killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == -signal.SIGKILL  # it was still running: a real interruption
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+    for out in (tmp_path / "run", tmp_path / "ref"):
+        proc = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    resumed = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    reference = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)
+    assert all(torch.equal(resumed[k], reference[k]) for k in reference)
+    assert len(list((tmp_path / "run" / "logs").glob("attempt*"))) == 2
+
+
+@pytest.mark.slow
+def test_killed_ddp_run_resumes_to_the_same_weights(tmp_path):
+    """Two gloo processes training factorcl-sup (main and estimator optimisers, both Adam)
+    are killed together once a checkpoint exists; the same command resumes and ends with the
+    weights of an uninterrupted two-process run."""
+    import os
+    import signal
+    import time
+
+    import torch
+
+    def command(out):
+        return [
+            sys.executable,
+            "-m",
+            "mmfactor.cli",
+            "fit",
+            "--method",
+            "factorcl-sup",
+            "--data",
+            "synthetic",
+            "--set",
+            "data.n=600",
+            "--set",
+            "method.embed_dim=16",
+            "--set",
+            "train.devices=2",
+            "--set",
+            "train.strategy=ddp",
+            "--set",
+            "train.checkpoint_interval=0",
+            "--set",
+            "train.patience=0",
+            "--set",
+            "train.batch_size=64",
+            "--epochs",
+            "12",
+            "--out",
+            str(out),
+        ]
+
+    # A session of its own, so that the kill takes the worker process too (as a Ctrl-C or a
+    # scheduler's kill of the job would).
+    killed = subprocess.Popen(
+        command(tmp_path / "run"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(0.01)
+    os.killpg(killed.pid, signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL  # it was still running: a real interruption
     assert not (tmp_path / "run" / "model.pt").exists()
 

@@ -30,9 +30,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "restore_best": True,
     "checkpoint_interval": 30.0,
     "estimator_lr": 1e-3,
+    "estimator_optimizer": "adam",
     "unlabeled_ratio": 0.0,
     "accelerator": "cpu",
     "devices": 1,
+    "num_nodes": 1,
     "strategy": "auto",
     "precision": "32-true",
     "num_workers": 0,
@@ -186,7 +188,7 @@ def validate_train(train: Mapping[str, Any]) -> None:
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(f"train.{key} must be a positive integer, got {v!r}")
 
-    for key in ("max_epochs", "batch_size", "devices"):
+    for key in ("max_epochs", "batch_size", "devices", "num_nodes"):
         positive_int(key)
     every = train["checkpoint_interval"]
     if not isinstance(every, int | float) or isinstance(every, bool) or every < 0:
@@ -197,8 +199,9 @@ def validate_train(train: Mapping[str, Any]) -> None:
     for key in ("lr", "estimator_lr"):
         if not isinstance(train[key], int | float) or train[key] <= 0:
             raise InputError(f"train.{key} must be a positive number, got {train[key]!r}")
-    if train["optimizer"] not in OPTIMIZERS:
-        raise InputError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}")
+    for key in ("optimizer", "estimator_optimizer"):
+        if train[key] not in OPTIMIZERS:
+            raise InputError(f"train.{key} must be one of {', '.join(OPTIMIZERS)}")
     if not isinstance(train["seed"], int):
         raise InputError(f"train.seed must be an integer, got {train['seed']!r}")
     ratio = train["unlabeled_ratio"]

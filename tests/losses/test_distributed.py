@@ -56,3 +56,80 @@ def test_two_processes_equal_one():
     assert torch.allclose(torch.cat([out[0][2], out[1][2]]) / 2, b1.grad, atol=1e-6)
     assert torch.allclose((out[0][3] + out[1][3]) / 2, full_sup, atol=1e-6)
     assert torch.allclose(torch.cat([out[0][4], out[1][4]]) / 2, views.grad, atol=1e-6)
+
+
+def _batch_statistics_worker(rank: int, port: int, x, img, w, out) -> None:
+    from mmfactor.augment import default_augmentation
+    from mmfactor.data.dataset import ModalitySpec
+    from mmfactor.losses import CMD, SoftOrthogonality
+    from mmfactor.losses.distributed import GlobalBatchNorm1d, GlobalBatchNorm2d
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        half = x.shape[0] // 2
+        rows = slice(rank * half, (rank + 1) * half)
+        x_r = x[rows].clone().requires_grad_(True)
+        img_r = img[rows].clone().requires_grad_(True)
+        torch.manual_seed(0)
+        bn1, bn2 = GlobalBatchNorm1d(x.shape[1]), GlobalBatchNorm2d(img.shape[1])
+        # Each rank's loss is a sum over its own rows: their sum is the one-process loss.
+        bn_loss = (bn1(x_r) * w[rows]).sum() + bn2(img_r).pow(3).sum()
+        bn_loss.backward()
+        a = x[rows].clone().requires_grad_(True)
+        stats = CMD()(a[:, :3], a[:, 3:]) + SoftOrthogonality()(a[:, :3], a[:, 3:])
+        stats.backward()
+        torch.default_generator.manual_seed(7)
+        aug, _ = default_augmentation(ModalitySpec("v", "vector", (x.shape[1],)))(x[rows])
+        out[rank] = {
+            "bn_x_grad": x_r.grad,
+            "bn_img_grad": img_r.grad,
+            "bn1_state": bn1.state_dict(),
+            "bn2_state": bn2.state_dict(),
+            "bn1_weight_grad": bn1.weight.grad,
+            "stats": stats.detach(),
+            "stats_grad": a.grad,
+            "augmented": aug,
+        }
+    finally:
+        dist.destroy_process_group()
+
+
+def test_batch_statistics_and_augmentations_of_two_processes_equal_one():
+    """Batch norm (statistics, gradients, running statistics), CMD, soft orthogonality and
+    augmentations (random numbers and the noise's feature scale) on two gloo processes equal
+    one process with the whole batch."""
+    from mmfactor.augment import default_augmentation
+    from mmfactor.data.dataset import ModalitySpec
+    from mmfactor.losses import CMD, SoftOrthogonality
+
+    g = torch.Generator().manual_seed(1)
+    x, img = 3 * torch.randn(16, 6, generator=g) + 1, torch.randn(16, 2, 4, 4, generator=g)
+    w = torch.randn(16, 6, generator=g)
+    out = mp.Manager().dict()
+    mp.spawn(_batch_statistics_worker, args=(_free_port(), x, img, w, out), nprocs=2, join=True)
+
+    x1, img1 = x.clone().requires_grad_(True), img.clone().requires_grad_(True)
+    torch.manual_seed(0)
+    bn1, bn2 = torch.nn.BatchNorm1d(6), torch.nn.BatchNorm2d(2)
+    ((bn1(x1) * w).sum() + bn2(img1).pow(3).sum()).backward()
+    a = x.clone().requires_grad_(True)
+    stats = CMD()(a[:, :3], a[:, 3:]) + SoftOrthogonality()(a[:, :3], a[:, 3:])
+    stats.backward()
+    torch.default_generator.manual_seed(7)
+    augmented, _ = default_augmentation(ModalitySpec("v", "vector", (6,)))(x)
+
+    def both(key):
+        return torch.cat([out[0][key], out[1][key]])
+
+    assert torch.allclose(both("bn_x_grad"), x1.grad, atol=1e-5)
+    assert torch.allclose(both("bn_img_grad"), img1.grad, atol=1e-5)
+    assert torch.allclose(out[0]["bn1_weight_grad"] + out[1]["bn1_weight_grad"], bn1.weight.grad)
+    for key, bn in (("bn1_state", bn1), ("bn2_state", bn2)):
+        for name, value in bn.state_dict().items():
+            assert torch.allclose(out[0][key][name].float(), value.float(), atol=1e-6), name
+    assert torch.allclose(out[0]["stats"], stats, atol=1e-6)
+    assert torch.allclose(out[1]["stats"], stats, atol=1e-6)  # the global value on every rank
+    assert torch.allclose(both("stats_grad") / 2, a.grad, atol=1e-6)
+    assert torch.allclose(both("augmented"), augmented, atol=1e-6)
+    assert not torch.equal(out[0]["augmented"], out[1]["augmented"])

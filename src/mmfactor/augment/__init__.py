@@ -44,6 +44,7 @@ from mmfactor.augment.vector import (
 )
 from mmfactor.data.dataset import ModalitySpec
 from mmfactor.errors import InputError
+from mmfactor.losses.distributed import rank_share
 
 __all__ = [
     "Augmentation",
@@ -96,7 +97,11 @@ class RandomChoice(Augmentation):
     def choose(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """The ``(B,)`` index of the transform each sample receives."""
         w = self.weights.to(device=_device(x, generator), dtype=torch.float32)
-        return torch.multinomial(w, x.shape[0], replacement=True, generator=generator).to(x.device)
+        choice = rank_share(
+            lambda s: torch.multinomial(w, s[0], replacement=True, generator=generator),
+            (x.shape[0],),
+        )
+        return choice.to(x.device)
 
     def augment(
         self, x: torch.Tensor, mask: torch.Tensor | None, generator: torch.Generator | None

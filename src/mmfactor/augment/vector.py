@@ -7,7 +7,10 @@ vector's two halves; tabular data use noise and mixup within the batch.
 
 Every transform works on a whole batch at once (no loop over samples), randomises each sample
 independently, draws its random numbers on ``x.device`` and is seeded by a
-:class:`torch.Generator`, given at call time or held by the module (call time wins). All have
+:class:`torch.Generator`, given at call time or held by the module (call time wins). Under
+data parallelism each process cuts its rows' numbers from one draw for the global batch
+(:func:`~mmfactor.losses.distributed.rank_share`), so a sample is augmented as one process
+would augment it. All have
 the signature ``forward(x, mask=None, generator=None) -> (x_aug, mask_aug)``; vector inputs have
 ``mask=None`` and get ``None`` back. Transforms apply whenever called, in training or
 evaluation mode alike: the caller decides when to augment.
@@ -25,6 +28,7 @@ import torch
 from torch import nn
 
 from mmfactor.errors import InputError
+from mmfactor.losses.distributed import rank_share, sum_over_ranks
 
 Output = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -76,7 +80,8 @@ def rand(
     shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
     """Uniform ``[0, 1)`` numbers of ``shape`` on ``x.device`` in ``x``'s float dtype."""
-    r = torch.rand(shape, generator=generator, device=_device(x, generator), dtype=_float(x))
+    dev, dtype = _device(x, generator), _float(x)
+    r = rank_share(lambda s: torch.rand(s, generator=generator, device=dev, dtype=dtype), shape)
     return r.to(x.device)
 
 
@@ -84,7 +89,8 @@ def randn(
     shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
     """Standard normal numbers of ``shape`` on ``x.device`` in ``x``'s float dtype."""
-    r = torch.randn(shape, generator=generator, device=_device(x, generator), dtype=_float(x))
+    dev, dtype = _device(x, generator), _float(x)
+    r = rank_share(lambda s: torch.randn(s, generator=generator, device=dev, dtype=dtype), shape)
     return r.to(x.device)
 
 
@@ -92,7 +98,8 @@ def randint(
     high: int, shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
     """Integers in ``[0, high)`` of ``shape`` on ``x.device``."""
-    r = torch.randint(high, shape, generator=generator, device=_device(x, generator))
+    dev = _device(x, generator)
+    r = rank_share(lambda s: torch.randint(high, s, generator=generator, device=dev), shape)
     return r.to(x.device)
 
 
@@ -156,17 +163,18 @@ def feature_scale(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
     Features are the last axis for vectors ``(B, D)`` and sequences ``(B, T, D)`` and the
     channel axis for images ``(B, C, H, W)``. With fewer than two entries to pool the scale is
-    1 (the noise level is then absolute).
+    1 (the noise level is then absolute). Under data parallelism the batch is the global one
+    (sums reduced over processes), so every process must call it.
     """
     x = x.detach().to(_float(x))
     m = step_mask(mask, x)
     weight = torch.ones_like(x) if m is None else m.to(x.dtype).expand_as(x)
     # images: one scale per channel; vectors and sequences: one per feature (last axis)
     dims = (0, 2, 3) if x.dim() == 4 and mask is None else tuple(range(x.dim() - 1))
-    n = weight.sum(dims, keepdim=True)
+    n = sum_over_ranks(weight.sum(dims, keepdim=True))
     xs = x.masked_fill(weight == 0, 0)  # padded garbage (even NaN) must not reach the scale
-    mean = xs.sum(dims, keepdim=True) / n.clamp_min(1)
-    var = ((xs - mean) ** 2 * weight).sum(dims, keepdim=True) / n.clamp_min(1)
+    mean = sum_over_ranks(xs.sum(dims, keepdim=True)) / n.clamp_min(1)
+    var = sum_over_ranks(((xs - mean) ** 2 * weight).sum(dims, keepdim=True)) / n.clamp_min(1)
     return torch.where(n >= 2, var.sqrt(), torch.ones_like(var))
 
 
@@ -242,6 +250,7 @@ class Mixup(Augmentation):
     ``alpha`` is given, from ``Beta(alpha, alpha)`` folded to ``max(lam, 1 - lam)``; either way
     the sample itself dominates its view, as a contrastive positive needs. A batch of one is
     returned unchanged. Shapes: ``(B, ...)`` without a mask (vectors, images), unchanged.
+    Under data parallelism partners come from this process's rows.
 
     Example:
         >>> x_aug, _ = Mixup(lam_range=(0.8, 1.0))(torch.randn(16, 10))

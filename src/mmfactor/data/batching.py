@@ -165,7 +165,9 @@ class BatchIndexSampler(Sampler[np.ndarray]):
         per_rank = self.batch_size // self.world_size
         extra_per_rank = self.pool_per_batch // self.world_size
         for b in range(len(self)):
-            batch = order[b * self.batch_size : (b + 1) * self.batch_size]
+            # Sorted (as ArrayBatches reads rows) before the split, so that the ranks' shares
+            # stacked in rank order are the rows, in order, of the one-process batch.
+            batch = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
             batch = batch[self.rank * per_rank : (self.rank + 1) * per_rank]
             if extra_per_rank:
                 start = b * self.pool_per_batch + self.rank * extra_per_rank

@@ -20,6 +20,7 @@ from mmfactor.encoders import (
     register_encoder,
 )
 from mmfactor.errors import InputError
+from mmfactor.losses.distributed import GlobalBatchNorm2d
 
 
 @register_encoder("cnn")
@@ -36,7 +37,8 @@ class CNNEncoder(Encoder):
         out_dim: output width.
         channels: output channels of each conv block.
         kernel_size: odd convolution kernel size.
-        batchnorm: BatchNorm2d after each convolution.
+        batchnorm: BatchNorm2d after each convolution (statistics over every process's
+            rows under data parallelism).
         dropout: dropout before the output ``Linear``.
 
     Example:
@@ -71,7 +73,7 @@ class CNNEncoder(Encoder):
         for c in widths:
             blocks.append(nn.Conv2d(width, c, k, padding=k // 2))
             if bn:
-                blocks.append(nn.BatchNorm2d(c))
+                blocks.append(GlobalBatchNorm2d(c))
             blocks += [nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
             width = c
         blocks += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p)]

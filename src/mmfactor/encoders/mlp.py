@@ -20,6 +20,7 @@ from mmfactor.encoders import (
     check_probability,
     register_encoder,
 )
+from mmfactor.losses.distributed import GlobalBatchNorm1d
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
@@ -36,7 +37,8 @@ class MLPEncoder(Encoder):
         hidden: width of each hidden layer (an int for one layer, ``[]`` for a single Linear).
         activation: ``relu``, ``gelu`` or ``tanh``.
         dropout: dropout after each hidden activation.
-        batchnorm: BatchNorm1d after each hidden Linear.
+        batchnorm: BatchNorm1d after each hidden Linear (statistics over every process's
+            rows under data parallelism).
 
     Example:
         >>> enc = MLPEncoder(ModalitySpec("x1", "vector", (100,)), 128, hidden=[512, 512, 512])
@@ -66,7 +68,7 @@ class MLPEncoder(Encoder):
         for h in widths:
             layers.append(nn.Linear(width, h))
             if bn:
-                layers.append(nn.BatchNorm1d(h))
+                layers.append(GlobalBatchNorm1d(h))
             layers.append(act())
             if p > 0:
                 layers.append(nn.Dropout(p))

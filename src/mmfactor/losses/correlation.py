@@ -72,6 +72,8 @@ class TotalCorrelation(nn.Module):
     Args:
         k: number of canonical correlations summed (None: all, as Andrew et al.).
         ridge: added to each covariance's diagonal (Andrew et al.'s r_1 = r_2).
+        gather: gather the rows of every process first (False: the caller passes rows that
+            are already those of the global batch).
 
     Shapes: ``a`` ``(N, p)``, ``b`` ``(N, q)`` -> a 0-d tensor in ``[-min(p, q), 0]``.
 
@@ -81,18 +83,20 @@ class TotalCorrelation(nn.Module):
         True
     """
 
-    def __init__(self, k: int | None = None, ridge: float = 1e-3) -> None:
+    def __init__(self, k: int | None = None, ridge: float = 1e-3, gather: bool = True) -> None:
         super().__init__()
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise InputError(f"TotalCorrelation: k must be a positive integer or None, got {k!r}")
         if not ridge >= 0:
             raise InputError(f"TotalCorrelation: ridge must be >= 0, got {ridge!r}")
-        self.k, self.ridge = k, float(ridge)
+        self.k, self.ridge, self.gather = k, float(ridge), bool(gather)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         # Float64 for the decompositions: a few hundred rows of float32 lose the small
         # canonical correlations' digits, and the cost is negligible next to the encoders.
-        a64, b64 = gather(a).double(), gather(b).double()
+        if self.gather:
+            a, b = gather(a), gather(b)
+        a64, b64 = a.double(), b.double()
         return -canonical_correlations(a64, b64, self.ridge, self.k).sum().to(a.dtype)
 
 

@@ -6,6 +6,10 @@
 - :class:`SoftOrthogonality`: MISA's "difference" loss, the squared entries of ``S^T P``
   for batch-centred, row-normalised matrices ``S`` and ``P`` (zero when their columns are
   orthogonal over the batch).
+
+Both are statistics of the whole batch: under data parallelism they are computed on the
+rows of every process, gathered differentiably, so each process's loss is the one-process
+loss of the global batch.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 from torch import nn
 
 from mmfactor.errors import InputError
+from mmfactor.losses.distributed import gather
 
 
 class CMD(nn.Module):
@@ -35,6 +40,7 @@ class CMD(nn.Module):
         self.moments = moments
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = gather(a), gather(b)
         mean_a, mean_b = a.mean(0), b.mean(0)
         total = torch.linalg.vector_norm(mean_a - mean_b)
         centred_a, centred_b = a - mean_a, b - mean_b
@@ -63,4 +69,4 @@ class SoftOrthogonality(nn.Module):
             x = x - x.mean(0, keepdim=True)
             return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + 1e-6)
 
-        return (unit_rows(s).T @ unit_rows(p)).pow(2).mean()
+        return (unit_rows(gather(s)).T @ unit_rows(gather(p))).pow(2).mean()

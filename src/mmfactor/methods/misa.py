@@ -62,6 +62,8 @@ class MISA(Method):
         moments: CMD's number of moments.
         dropout: dropout in the prediction MLP.
         fusion_heads: attention heads of the fusion layer (must divide ``hidden``).
+        fusion_dropout: dropout inside the fusion layer (0.1, torch's default, as the
+            released code).
         (others: see :class:`~mmfactor.methods.base.Method`)
     """
 
@@ -79,6 +81,7 @@ class MISA(Method):
         moments: int = 5,
         dropout: float = 0.5,
         fusion_heads: int = 2,
+        fusion_dropout: float = 0.1,
         **kwargs: Any,
     ) -> None:
         super().__init__(modalities, embed_dim, **kwargs)
@@ -89,8 +92,9 @@ class MISA(Method):
                 f"misa: hidden ({hidden}) must be positive and divisible by fusion_heads "
                 f"({fusion_heads})"
             )
-        if not 0 <= dropout < 1:
-            raise InputError(f"misa: dropout must be in [0, 1), got {dropout}")
+        for name, value in (("dropout", dropout), ("fusion_dropout", fusion_dropout)):
+            if not 0 <= value < 1:
+                raise InputError(f"misa: {name} must be in [0, 1), got {value}")
         names = self.modality_names
         self.hidden, self.dropout = hidden, dropout
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
@@ -104,7 +108,7 @@ class MISA(Method):
         self.private = nn.ModuleDict({m: _projection(hidden, hidden) for m in names})
         self.recon = nn.ModuleDict({m: nn.Linear(hidden, hidden) for m in names})
         self.fusion = nn.TransformerEncoderLayer(
-            hidden, fusion_heads, 2 * hidden, dropout=0.1, batch_first=True
+            hidden, fusion_heads, 2 * hidden, dropout=fusion_dropout, batch_first=True
         )
         self.cmd, self.orthogonality = CMD(moments), SoftOrthogonality()
 

@@ -14,7 +14,8 @@ the gradients of those scores on the input.
 - **Heads** (*design choice*: linear by default, ``head_hidden`` for an MLP):
   common ``c_m = g^c_m(f_m(x_m))`` ``(B, k)``, individual ``u_m = g^u_m(f_m(x_m))``
   ``(B, r)``, each standardised by batch statistics in training and running statistics at
-  evaluation (``BatchNorm1d`` without affine): ``c~_m``, ``u~_m``.
+  evaluation (``BatchNorm1d`` without affine, its statistics over every process's rows
+  under data parallelism): ``c~_m``, ``u~_m``.
 - **Correlation maximisation** over every pair of modalities (*design choice*, two
   options): ``pearson`` (default): ``-mean_j corr(c_mj, c_nj)``, plus ``decorrelation``
   times the mean squared off-diagonal correlation inside each ``c_m``, so the k coordinates
@@ -69,6 +70,7 @@ from mmfactor.data.batching import Batch
 from mmfactor.encoders.external import ExternalEncoder
 from mmfactor.errors import InputError
 from mmfactor.losses.correlation import TotalCorrelation, correlation_matrix
+from mmfactor.losses.distributed import GlobalBatchNorm1d, gather, gather_nograd
 from mmfactor.methods.base import Factors, Loss, Method, encoder_name
 from mmfactor.methods.heads import MLPHead
 from mmfactor.methods.registry import register
@@ -147,13 +149,13 @@ class MUCMM(Method):
             {m: MLPHead(width[m], head_hidden, r) for m in self.modality_names}
         )
         self.common_norms = nn.ModuleDict(
-            {m: nn.BatchNorm1d(k, affine=False) for m in self.modality_names}
+            {m: GlobalBatchNorm1d(k, affine=False) for m in self.modality_names}
         )
         self.individual_norms = nn.ModuleDict(
-            {m: nn.BatchNorm1d(r, affine=False) for m in self.modality_names}
+            {m: GlobalBatchNorm1d(r, affine=False) for m in self.modality_names}
         )
         self.decoders = nn.ModuleDict({m: nn.Linear(k + r, width[m]) for m in self.modality_names})
-        self.total_correlation = TotalCorrelation(ridge=1e-3)
+        self.total_correlation = TotalCorrelation(ridge=1e-3, gather=False)
         self.pairs = list(combinations(self.modality_names, 2))
 
     def modality_encoders(self, names: list[str], out_dim: int) -> nn.ModuleDict:
@@ -209,9 +211,16 @@ class MUCMM(Method):
     # --- the objective -----------------------------------------------------------------------
     def loss(self, batch: Batch) -> Loss:
         """``L_max + individual_weight L_min + rec_weight L_rec`` (module doc); each term on
-        the rows where the modalities it involves are present."""
+        the rows where the modalities it involves are present.
+
+        Every term is a statistic of the whole batch (correlations, the features' variance):
+        under data parallelism the codes of all processes are gathered first, so each
+        process computes the one-process loss of the global batch."""
         features, common, individual = self.codes(batch)
-        present = batch.present
+        features = {m: gather_nograd(f.detach()) for m, f in features.items()}
+        common = {m: gather(c) for m, c in common.items()}
+        individual = {m: gather(u) for m, u in individual.items()}
+        present = {m: gather_nograd(p) for m, p in batch.present.items()}
         maximise, minimise = [], []
         for a, b in self.pairs:
             rows = present[a] & present[b]
@@ -230,7 +239,7 @@ class MUCMM(Method):
         decorrelate, rec = [], []
         for m in self.modality_names:
             rows = present[m]
-            c, u, f = common[m][rows], individual[m][rows], features[m][rows].detach()
+            c, u, f = common[m][rows], individual[m][rows], features[m][rows]
             minimise.append(correlation_matrix(u, c).pow(2).mean())
             decorrelate += [mean_squared_off_diagonal(correlation_matrix(z, z)) for z in (c, u)]
             f = f - f.mean(0)  # the decoder's bias need not chase the features' mean

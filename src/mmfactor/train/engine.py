@@ -166,7 +166,9 @@ class LitMethod(L.LightningModule):
         )
         if not self.has_estimators:
             return main
-        estimator = build_optimizer("adam", self.method.estimator_parameters(), cfg["estimator_lr"])
+        estimator = build_optimizer(
+            cfg["estimator_optimizer"], self.method.estimator_parameters(), cfg["estimator_lr"]
+        )
         return [main, estimator]
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -499,6 +501,7 @@ def _train(
         max_epochs=cfg["max_epochs"],
         accelerator=cfg["accelerator"],
         devices=cfg["devices"],
+        num_nodes=cfg["num_nodes"],
         strategy=cfg["strategy"],
         precision=cfg["precision"],
         deterministic=cfg["deterministic"],
