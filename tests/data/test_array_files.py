@@ -189,6 +189,28 @@ def test_hdf5_compressed_reads_lazily(tmp_path):
     np.testing.assert_array_equal(sub.arrays["b"], src["feat_b"][[4, 1]])
 
 
+def test_training_streams_a_lazy_hdf5_file_through_workers(tmp_path):
+    """Two DataLoader worker processes read the chunked, compressed file a batch at a time;
+    the trained weights equal those of reading in the trainer itself.
+    (``benchmarks/larger_than_memory.py`` trains on a file twice the memory cap.)"""
+    import torch
+
+    import mmfactor as mf
+
+    src = make_arrays()
+    path = write_h5(tmp_path / "data.h5", src, compress=("feat_a", "feat_b"))
+    write_mapping(tmp_path / "data.h5.yaml")
+    weights = []
+    for workers in (0, 2):
+        data = load_arrays(str(path))
+        assert isinstance(data.arrays["a"], H5Array)
+        torch.manual_seed(0)
+        model = mf.methods.build("clip", data.modalities, embed_dim=8)
+        mf.fit(model, data, max_epochs=2, batch_size=16, num_workers=workers, progress=False)
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_fit_and_evaluate_through_the_cli(tmp_path, capsys):
     path = write_h5(tmp_path / "data.h5", make_arrays())
     write_mapping(tmp_path / "data.h5.yaml")
