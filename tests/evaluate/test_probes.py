@@ -237,3 +237,25 @@ def test_predict_and_score_validate_inputs() -> None:
         score_probe(probe, *GOOD, "regression")
     with pytest.raises(InputError, match="y has 9 labels"):
         score_probe(probe, GOOD[0], GOOD[1][:9], "classification")
+
+
+def test_ridge_probes_equal_one_fit_probe_per_column() -> None:
+    """The multi-column ridge (one SVD) selects and predicts as the per-column probes do,
+    a constant column included."""
+    from mmfactor.evaluate.probes import ridge_probes
+
+    rng = np.random.default_rng(3)
+    X, Xv, Xt = (rng.normal(size=(n, 12)) for n in (300, 100, 100))
+    w = rng.normal(size=(12, 4)) * np.array([1.0, 0.1, 0.0, 3.0])
+    Y, Yv = (x @ w + rng.normal(size=(len(x), 4)) for x in (X, Xv))
+    Y[:, 2], Yv[:, 2] = 5.0, 5.0  # constant target
+    probes = ridge_probes((X, Y), (Xv, Yv))
+    assert len(probes) == 4
+    for j, probe in enumerate(probes):
+        single = fit_probe("linear-probe", "regression", (X, Y[:, j]), (Xv, Yv[:, j]))
+        assert probe.selected == single.selected
+        assert probe.valid_score == pytest.approx(single.valid_score, abs=1e-12)
+        np.testing.assert_allclose(probe.predict(Xt), single.predict(Xt), atol=1e-9)
+    assert len({p.selected["alpha"] for p in probes}) > 1  # chosen per column
+    with pytest.raises(InputError, match="widths"):
+        ridge_probes((X, Y), (Xv, Yv[:, :2]))

@@ -56,3 +56,51 @@ def test_latent_table_finds_each_modality_s_own_latents():
     assert table["all"]["shared"] > table["specific:x1"]["shared"]
     with pytest.raises(InputError, match="no ground-truth latents"):
         latent_table(RawFeatures(), mf.datasets.load("nutrimouse"))
+
+
+def test_shared_encodings_give_the_same_records_with_one_encoding_per_split():
+    """evaluate, noise_records and latent_records with one Encodings: the records of three
+    separate calls, each clean split encoded once, the noise curve's clean point equal to
+    evaluate's score (the same probe)."""
+    from mmfactor.evaluate import Encodings, latent_records, noise_records
+
+    data = mf.datasets.load("synthetic", n=600)
+
+    class Counting(RawFeatures):
+        calls = 0
+
+        def encode(self, batch):
+            Counting.calls += 1
+            return super().encode(batch)
+
+    def run(shared):
+        model = Counting()
+        enc = Encodings(model, data) if shared else None
+        records = mf.evaluate(model, data, targets=["mix@0.5"], missing=["x1"], encodings=enc)
+        records += noise_records(model, data, "mix@0.5", [0.0, 1.0], encodings=enc)
+        records += latent_records(model, data, encodings=enc)
+        return records
+
+    Counting.calls = 0
+    separate = run(shared=False)
+    calls_separate = Counting.calls
+    Counting.calls = 0
+    together = run(shared=True)
+    assert together == separate
+    # one batch per split here: train, valid, test, test without x1, test with noise
+    assert Counting.calls == 5 < calls_separate
+    clean = next(
+        r["value"]
+        for r in together
+        if r.get("noise") is None
+        and r["factors"] == "all"
+        and r["metric"] == "accuracy"
+        and r["missing"] == []
+        and r["protocol"] == "linear-probe"
+    )
+    noise0 = next(
+        r["value"] for r in together if r.get("noise") == 0.0 and r["metric"] == "accuracy"
+    )
+    assert noise0 == clean
+    with pytest.raises(InputError, match="another model"):
+        mf.evaluate(RawFeatures(), data, encodings=Encodings(Counting(), data))

@@ -31,7 +31,6 @@ from mmfactor.bench.plots import method_style, outside_legend, plot_mix
 from mmfactor.evaluate.metrics import mean_std
 from mmfactor.evaluate.protocol import (
     PRIMARY_METRIC,
-    encode,
     factor_target_table,
     standard_records,
 )
@@ -79,12 +78,15 @@ def _slug(text: str) -> str:
 
 
 # --- bench-time artefact --------------------------------------------------------------------
-def save_embeddings(model: Any, data: Any, target: str | None, path: str | Path) -> None:
-    """2-D PCA coordinates of each factor block on the test split, with the target's values,
-    as ``path`` (``.npz``, written atomically) for the report's embedding plots."""
+def save_embeddings(
+    test_blocks: dict[str, np.ndarray], data: Any, target: str | None, path: str | Path
+) -> None:
+    """2-D PCA coordinates of each factor block of the test split (``Factors.blocks()`` of
+    ``mf.encode(model, data, split="test")``), with the target's values, as ``path``
+    (``.npz``, written atomically) for the report's embedding plots."""
     from sklearn.decomposition import PCA
 
-    blocks = {k: v for k, v in encode(model, data, split="test").blocks().items() if k != "all"}
+    blocks = {k: v for k, v in test_blocks.items() if k != "all"}
     arrays: dict[str, np.ndarray] = {}
     for name, values in blocks.items():
         x = np.asarray(values, dtype=np.float64)

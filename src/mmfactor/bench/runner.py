@@ -26,6 +26,7 @@ from mmfactor.errors import InputError
 from mmfactor.evaluate.metrics import mean_std
 from mmfactor.evaluate.protocol import (
     PRIMARY_METRIC,
+    Encodings,
     Representation,
     evaluate,
     factor_target_table,
@@ -171,6 +172,7 @@ def run_bench(
             # What the entry is about: its supervising target, else the data set's default.
             "primary_target": primary,
         }
+        shared = Encodings(model, data)  # one encoding of each split for all that follows
         records = evaluate(
             model,
             data,
@@ -179,16 +181,23 @@ def run_bench(
             missing=data.modality_names if entry.missing is None else entry.missing,
             seed=seed,
             context=context,
+            encodings=shared,
         )
         if method != RAW:
             if entry.noise and primary is not None:
                 records += noise_records(
-                    model, data, primary, (0.0, *entry.noise), seed=seed, context=context
+                    model,
+                    data,
+                    primary,
+                    (0.0, *entry.noise),
+                    seed=seed,
+                    context=context,
+                    encodings=shared,
                 )
             if entry.latents and data.latents:
-                records += latent_records(model, data, seed=seed, context=context)
+                records += latent_records(model, data, seed=seed, context=context, encodings=shared)
             if seed == 0 and run is not None and run.out is not None:
-                save_embeddings(model, data, primary, run.out / "embeddings.npz")
+                save_embeddings(shared.blocks("test"), data, primary, run.out / "embeddings.npz")
         append_records(results, records)
         speed = ""
         if run is not None:

@@ -1,6 +1,7 @@
 """Evaluation: probes and metrics on :class:`~mmfactor.methods.base.Factors`."""
 
 from mmfactor.evaluate.protocol import (
+    Encodings,
     encode,
     evaluate,
     factor_target_table,
@@ -13,6 +14,7 @@ from mmfactor.evaluate.protocol import (
 )
 
 __all__ = [
+    "Encodings",
     "encode",
     "evaluate",
     "factor_target_table",

@@ -20,7 +20,13 @@ from mmfactor import __version__
 from mmfactor.data.batching import Batch, make_loader
 from mmfactor.data.dataset import MultimodalDataset
 from mmfactor.errors import InputError
-from mmfactor.evaluate.probes import PROTOCOLS, fit_probe, prediction_metrics, score_probe
+from mmfactor.evaluate.probes import (
+    PROTOCOLS,
+    fit_probe,
+    prediction_metrics,
+    ridge_probes,
+    score_probe,
+)
 from mmfactor.methods.base import Factors
 
 
@@ -79,6 +85,63 @@ def predict(
     return torch.cat(outs).cpu().numpy()
 
 
+class Encodings:
+    """The clean splits' factor blocks and the probes fitted on them, for one model and one
+    data set, computed once and shared by :func:`evaluate`, :func:`noise_records` and
+    :func:`latent_information` (the bench calls all three on each model: each used to encode
+    the splits again, and the noise curves refitted the probe ``evaluate`` had fitted).
+
+    Example:
+        >>> import mmfactor as mf
+        >>> data = mf.datasets.load("synthetic", n=300)
+        >>> model = mf.methods.build("cca", data.modalities, embed_dim=4)
+        >>> mf.fit(model, data, progress=False).epochs
+        0
+        >>> shared = Encodings(model, data)
+        >>> records = evaluate(model, data, targets=["mix@0.5"], encodings=shared)
+        >>> records += noise_records(model, data, "mix@0.5", [0.0, 1.0], encodings=shared)
+    """
+
+    def __init__(
+        self, model: Representation, data: MultimodalDataset, batch_size: int = 1024
+    ) -> None:
+        self.model, self.data, self.batch_size = model, data, batch_size
+        self._blocks: dict[str, dict[str, np.ndarray]] = {}
+        self._probes: dict[tuple[str, str, str, int], Any] = {}
+
+    def blocks(self, split: str) -> dict[str, np.ndarray]:
+        """Factor blocks of one split of the clean data set."""
+        if split not in self._blocks:
+            self._blocks[split] = encode(self.model, self.data, self.batch_size, split).blocks()
+        return self._blocks[split]
+
+    def probe(self, protocol: str, target: str, block: str, seed: int) -> Any:
+        """The probe of ``target`` on ``block``, fitted on train, chosen on valid."""
+        key = (protocol, target, block, seed)
+        if key not in self._probes:
+            tgt = self.data.target(target)
+            y_train, y_valid = (tgt.values[self.data.indices(s)] for s in ("train", "valid"))
+            self._probes[key] = fit_probe(
+                protocol,
+                tgt.kind,
+                (self.blocks("train")[block], y_train),
+                (self.blocks("valid")[block], y_valid),
+                seed=seed,
+            )
+        return self._probes[key]
+
+    def check(self, model: Representation, data: MultimodalDataset) -> Encodings:
+        if model is not self.model or data is not self.data:
+            raise InputError("encodings: made for another model or data set")
+        return self
+
+
+def _encodings(
+    encodings: Encodings | None, model: Representation, data: MultimodalDataset, batch_size: int
+) -> Encodings:
+    return Encodings(model, data, batch_size) if encodings is None else encodings.check(model, data)
+
+
 def evaluate(
     model: Representation,
     data: MultimodalDataset,
@@ -89,6 +152,7 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 1024,
     context: dict[str, Any] | None = None,
+    encodings: Encodings | None = None,
 ) -> list[dict[str, Any]]:
     """Result records (the fields of a bench ``results.jsonl`` line) for ``model`` on ``data``.
 
@@ -99,6 +163,8 @@ def evaluate(
             evaluation is always included (records with ``missing: []``).
         factors: factor blocks to probe (default: all of ``shared``, ``specific:<m>``, ``all``).
         context: extra fields for every record (``method``, ``dataset``, ``seed``, ...).
+        encodings: an :class:`Encodings` of ``model`` and ``data`` to take the clean
+            encodings and probes from (and to leave them in, for the other evaluations).
 
     Records have ``protocol``, ``factors``, ``target``, ``metric``, ``value``, ``split``
     (``test``), ``missing``, plus the training time figures if the model was trained by
@@ -121,8 +187,8 @@ def evaluate(
         trained_on=stats.get("target"),
         **(context or {}),
     )
-    train_f = encode(model, data, batch_size, "train").blocks()
-    valid_f = encode(model, data, batch_size, "valid").blocks()
+    shared = _encodings(encodings, model, data, batch_size)
+    train_f = shared.blocks("train")
     blocks = list(factors) if factors is not None else list(train_f)
     for b in blocks:
         if b not in train_f:
@@ -131,16 +197,17 @@ def evaluate(
             )
     test_sets: dict[tuple[str, ...], MultimodalDataset] = {(): data}
     test_sets.update({(m,): data.with_missing([m]) for m in missing})
-    test_f = {k: encode(model, d, batch_size, "test").blocks() for k, d in test_sets.items()}
+    test_f = {(): shared.blocks("test")}
+    test_f.update(
+        {k: encode(model, d, batch_size, "test").blocks() for k, d in test_sets.items() if k}
+    )
 
     records: list[dict[str, Any]] = []
     for t in target_names:
         tgt = data.targets[t]
-        y_train, y_valid, y_test = (tgt.values[data.indices(s)] for s in ("train", "valid", "test"))
+        y_test = tgt.values[data.indices("test")]
         for b in blocks:
-            probe = fit_probe(
-                protocol, tgt.kind, (train_f[b], y_train), (valid_f[b], y_valid), seed=seed
-            )
+            probe = shared.probe(protocol, t, b, seed)
             for miss, feats in test_f.items():
                 scores = score_probe(probe, feats[b], y_test, tgt.kind, tgt.sentiment)
                 records += _records(base, t, b, protocol, scores, list(miss))
@@ -188,28 +255,45 @@ def _record_base(
 
 
 def _latent_r2(
-    model: Representation, data: MultimodalDataset, protocol: str, seed: int, batch_size: int
+    model: Representation,
+    data: MultimodalDataset,
+    protocol: str,
+    seed: int,
+    batch_size: int,
+    encodings: Encodings | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     """``r2[block][latent]``: the test R^2 of a probe (regression, strength chosen on valid)
     from each factor block to each dimension of each ground-truth latent."""
     if not data.latents:
         raise InputError(f"data set {data.name!r} has no ground-truth latents")
-    feats = {s: encode(model, data, batch_size, s).blocks() for s in ("train", "valid", "test")}
+    shared = _encodings(encodings, model, data, batch_size)
+    feats = {s: shared.blocks(s) for s in ("train", "valid", "test")}
+    names = list(data.latents)
+    y = {s: np.concatenate([data.latents[k][data.indices(s)] for k in names], 1) for s in feats}
+    ends = np.cumsum([data.latents[k].shape[1] for k in names])
     r2: dict[str, dict[str, list[float]]] = {}
     for block in feats["train"]:
-        for name, values in data.latents.items():
-            scores = []
-            for j in range(values.shape[1]):  # a probe per latent dimension
-                y = {s: values[data.indices(s), j] for s in feats}
-                probe = fit_probe(
+        train, valid = (feats["train"][block], y["train"]), (feats["valid"][block], y["valid"])
+        if protocol == "linear-probe":  # every latent dimension from one SVD of the block
+            probes = ridge_probes(train, valid)
+        else:
+            probes = [
+                fit_probe(
                     protocol,
                     "regression",
-                    (feats["train"][block], y["train"]),
-                    (feats["valid"][block], y["valid"]),
+                    (train[0], train[1][:, j]),
+                    (valid[0], valid[1][:, j]),
                     seed=seed,
                 )
-                scores.append(score_probe(probe, feats["test"][block], y["test"], "regression"))
-            r2.setdefault(block, {})[name] = [float(sc["r2"]) for sc in scores]
+                for j in range(y["train"].shape[1])
+            ]
+        scores = [
+            float(score_probe(pr, feats["test"][block], y["test"][:, j], "regression")["r2"])
+            for j, pr in enumerate(probes)
+        ]
+        r2[block] = {
+            k: scores[e - data.latents[k].shape[1] : e] for k, e in zip(names, ends, strict=True)
+        }
     return r2
 
 
@@ -233,6 +317,7 @@ def latent_information(
     protocol: str = "linear-probe",
     seed: int = 0,
     batch_size: int = 1024,
+    encodings: Encodings | None = None,
 ) -> dict[str, dict[str, float]]:
     """Probed mutual information, in bits, between each factor block and each ground-truth
     latent (the analogue of FactorCL's Table 1): ``table[factor][latent]``.
@@ -242,7 +327,7 @@ def latent_information(
     (independent) dimensions. A lower bound: a better probe can only raise it. ``R^2`` is
     clipped to ``[0, 0.999]`` (at most about 5 bits per dimension).
     """
-    r2 = _latent_r2(model, data, protocol, seed, batch_size)
+    r2 = _latent_r2(model, data, protocol, seed, batch_size, encodings)
     table: dict[str, dict[str, float]] = {}
     for block, row in r2.items():
         for name, values in row.items():
@@ -256,6 +341,7 @@ def latent_records(
     data: MultimodalDataset,
     seed: int = 0,
     context: dict[str, Any] | None = None,
+    encodings: Encodings | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`latent_information` as result records: ``protocol: "latent-probe"``,
     ``target: "latent:<name>"``, ``metric: "mi_bits"``."""
@@ -270,7 +356,7 @@ def latent_records(
             "value": value,
             "missing": [],
         }
-        for block, row in latent_information(model, data, seed=seed).items()
+        for block, row in latent_information(model, data, seed=seed, encodings=encodings).items()
         for name, value in row.items()
     ]
 
@@ -284,22 +370,25 @@ def noise_records(
     seed: int = 0,
     batch_size: int = 1024,
     context: dict[str, Any] | None = None,
+    encodings: Encodings | None = None,
 ) -> list[dict[str, Any]]:
     """Robustness to input noise: the probe on all factors, fitted on clean train data, scored
     on test inputs with Gaussian noise of standard deviation ``level`` times each feature's
     train standard deviation added to every modality (padding stays zero). Records carry
     ``noise: level``; level 0 is the clean score."""
     tgt = data.target(target)
-    train_f = encode(model, data, batch_size, "train").blocks()["all"]
-    valid_f = encode(model, data, batch_size, "valid").blocks()["all"]
-    y = {s: tgt.values[data.indices(s)] for s in ("train", "valid", "test")}
-    probe = fit_probe(protocol, tgt.kind, (train_f, y["train"]), (valid_f, y["valid"]), seed=seed)
+    shared = _encodings(encodings, model, data, batch_size)
+    probe = shared.probe(protocol, target, "all", seed)
+    y_test = tgt.values[data.indices("test")]
     base = _record_base(model, data, seed, context)
     records = []
     for level in levels:
-        noisy = with_test_noise(data, float(level), seed)
-        test_f = encode(model, noisy, batch_size, "test").blocks()["all"]
-        scores = score_probe(probe, test_f, y["test"], tgt.kind, tgt.sentiment)
+        if level == 0:
+            test_f = shared.blocks("test")["all"]
+        else:
+            noisy = with_test_noise(data, float(level), seed)
+            test_f = encode(model, noisy, batch_size, "test").blocks()["all"]
+        scores = score_probe(probe, test_f, y_test, tgt.kind, tgt.sentiment)
         records += [
             {**r, "noise": float(level)}
             for r in _records(base, target, "all", protocol, scores, [])
