@@ -197,7 +197,7 @@ def evaluate(
             )
     test_sets: dict[tuple[str, ...], MultimodalDataset] = {(): data}
     test_sets.update({(m,): data.with_missing([m]) for m in missing})
-    test_f = {(): shared.blocks("test")}
+    test_f: dict[tuple[str, ...], dict[str, np.ndarray]] = {(): shared.blocks("test")}
     test_f.update(
         {k: encode(model, d, batch_size, "test").blocks() for k, d in test_sets.items() if k}
     )
