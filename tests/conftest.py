@@ -54,3 +54,28 @@ def toy() -> mf.MultimodalDataset:
 @pytest.fixture
 def toy_seq() -> mf.MultimodalDataset:
     return make_toy(sequence=True)
+
+
+def _fit_and_encode(
+    method: str, data: mf.MultimodalDataset, accelerator: str, precision: str
+) -> tuple[mf.train.Run, torch.Tensor]:
+    """Train ``method`` for 2 epochs through the engine; the run and its test factors
+    (width 8: within the toy's feature widths, as linear CCA needs)."""
+    torch.manual_seed(0)
+    model = mf.methods.build(method, data.modalities, embed_dim=8)
+    run = mf.fit(
+        model,
+        data,
+        max_epochs=2,
+        batch_size=64,
+        accelerator=accelerator,
+        precision=precision,
+        progress=False,
+    )
+    factors = mf.encode(run.model, data, split="test").blocks()["all"]
+    return run, torch.as_tensor(factors)
+
+
+@pytest.fixture
+def fit_and_encode():
+    return _fit_and_encode

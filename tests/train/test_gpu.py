@@ -14,27 +14,9 @@ pytestmark = pytest.mark.gpu
 PRECISIONS = ("32-true", "bf16-mixed")
 
 
-def fit_and_encode(
-    method: str, data: mf.MultimodalDataset, accelerator: str, precision: str
-) -> tuple[mf.train.Run, torch.Tensor]:
-    torch.manual_seed(0)
-    model = mf.methods.build(method, data.modalities, embed_dim=16)
-    run = mf.fit(
-        model,
-        data,
-        max_epochs=2,
-        batch_size=64,
-        accelerator=accelerator,
-        precision=precision,
-        progress=False,
-    )
-    factors = mf.encode(run.model, data, split="test").blocks()["all"]
-    return run, torch.as_tensor(factors)
-
-
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("method", mf.methods.available())
-def test_every_method_trains_on_cuda(method: str, precision: str, toy) -> None:
+def test_every_method_trains_on_cuda(method: str, precision: str, toy, fit_and_encode) -> None:
     run, factors = fit_and_encode(method, toy, "gpu", precision)
     assert run.epochs >= 1 and torch.isfinite(factors).all()
     assert factors.shape[0] == len(toy.indices("test"))
@@ -45,7 +27,7 @@ def test_every_method_trains_on_cuda(method: str, precision: str, toy) -> None:
 
 
 @pytest.mark.parametrize("method", ["clip", "factorcl-sup", "mfm", "mird"])
-def test_cuda_matches_cpu_in_full_precision(method: str, toy) -> None:
+def test_cuda_matches_cpu_in_full_precision(method: str, toy, fit_and_encode) -> None:
     """Same seed, same data, same steps: the factors agree to float tolerance."""
     _, on_gpu = fit_and_encode(method, toy, "gpu", "32-true")
     _, on_cpu = fit_and_encode(method, toy, "cpu", "32-true")
