@@ -275,66 +275,11 @@ def test_ddp_two_cpu_processes_match_one_process(method, tmp_path):
     assert diff < 1e-4
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_to_the_same_weights(tmp_path):
-    """SIGKILL a real `mmfactor fit` once its first checkpoint exists; the same command then
-    finishes the run, with the weights of an uninterrupted one."""
-    import signal
-    import time
-
-    import torch
-
-    def command(out):
-        return [
-            sys.executable,
-            "-m",
-            "mmfactor.cli",
-            "fit",
-            "--method",
-            "cross-self",
-            "--data",
-            "synthetic",
-            "--set",
-            "data.n=600",
-            "--set",
-            "method.embed_dim=8",
-            "--set",
-            "train.checkpoint_interval=0",
-            "--set",
-            "train.patience=0",
-            "--set",
-            "train.batch_size=64",
-            "--epochs",
-            "40",
-            "--out",
-            str(out),
-        ]
-
-    killed = subprocess.Popen(
-        command(tmp_path / "run"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not ckpt.exists() and time.monotonic() < deadline and killed.poll() is None:
-        time.sleep(0.01)
-    killed.send_signal(signal.SIGKILL)
-    assert killed.wait() == -signal.SIGKILL  # it was still running: a real interruption
-    assert not (tmp_path / "run" / "model.pt").exists()
-
-    for out in (tmp_path / "run", tmp_path / "ref"):
-        proc = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    resumed = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
-    reference = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)
-    assert all(torch.equal(resumed[k], reference[k]) for k in reference)
-    assert len(list((tmp_path / "run" / "logs").glob("attempt*"))) == 2
-
-
-@pytest.mark.slow
-def test_killed_ddp_run_resumes_to_the_same_weights(tmp_path):
-    """Two gloo processes training factorcl-sup (main and estimator optimisers, both Adam)
-    are killed together once a checkpoint exists; the same command resumes and ends with the
-    weights of an uninterrupted two-process run."""
+def assert_killed_run_resumes(tmp_path, fit_args: list[str]) -> None:
+    """SIGKILL a real `mmfactor fit` (and any worker processes: it runs in a session of its
+    own, as a Ctrl-C or a scheduler's kill would take the job) once its first checkpoint
+    exists; the same command then finishes the run, with the weights of an uninterrupted
+    one, bit for bit."""
     import os
     import signal
     import time
@@ -342,37 +287,8 @@ def test_killed_ddp_run_resumes_to_the_same_weights(tmp_path):
     import torch
 
     def command(out):
-        return [
-            sys.executable,
-            "-m",
-            "mmfactor.cli",
-            "fit",
-            "--method",
-            "factorcl-sup",
-            "--data",
-            "synthetic",
-            "--set",
-            "data.n=600",
-            "--set",
-            "method.embed_dim=16",
-            "--set",
-            "train.devices=2",
-            "--set",
-            "train.strategy=ddp",
-            "--set",
-            "train.checkpoint_interval=0",
-            "--set",
-            "train.patience=0",
-            "--set",
-            "train.batch_size=64",
-            "--epochs",
-            "12",
-            "--out",
-            str(out),
-        ]
+        return [sys.executable, "-m", "mmfactor.cli", "fit", *fit_args, "--out", str(out)]
 
-    # A session of its own, so that the kill takes the worker process too (as a Ctrl-C or a
-    # scheduler's kill of the job would).
     killed = subprocess.Popen(
         command(tmp_path / "run"),
         stdout=subprocess.DEVNULL,
@@ -394,3 +310,30 @@ def test_killed_ddp_run_resumes_to_the_same_weights(tmp_path):
     reference = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
     assert len(list((tmp_path / "run" / "logs").glob("attempt*"))) == 2
+
+
+RESUME_ARGS = [
+    *("--data", "synthetic", "--set", "data.n=600", "--set", "train.checkpoint_interval=0"),
+    *("--set", "train.patience=0", "--set", "train.batch_size=64"),
+]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    assert_killed_run_resumes(
+        tmp_path,
+        ["--method", "cross-self", *RESUME_ARGS, "--set", "method.embed_dim=8", "--epochs", "40"],
+    )
+
+
+@pytest.mark.slow
+def test_killed_ddp_run_resumes_to_the_same_weights(tmp_path):
+    """factorcl-sup on two gloo processes: main and estimator optimiser states (both Adam)
+    restored in every process."""
+    assert_killed_run_resumes(
+        tmp_path,
+        [
+            *("--method", "factorcl-sup", *RESUME_ARGS, "--set", "method.embed_dim=16"),
+            *("--set", "train.devices=2", "--set", "train.strategy=ddp", "--epochs", "12"),
+        ],
+    )

@@ -2,12 +2,8 @@
 of their values) the estimate of one process holding the whole batch, and input gradients
 that data-parallel averaging turns into the full-batch ones."""
 
-import os
-import socket
-
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from tests.gloo import half, two_processes
 
 from mmfactor.estimators import build
 
@@ -26,12 +22,6 @@ CASES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(name, opts, conditional, a, b, c):
     torch.manual_seed(0)  # identical estimator weights in every process
     est = build(name, a.shape[1], b.shape[1], hidden=(8,), **opts)
@@ -42,23 +32,16 @@ def _run(name, opts, conditional, a, b, c):
     return value.detach(), a.grad, b.grad
 
 
-def _worker(rank: int, port: int, a, b, c, out) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        half = a.shape[0] // 2
-        rows = slice(rank * half, (rank + 1) * half)
-        out[rank] = [_run(*case, a[rows], b[rows], c[rows]) for case in CASES]
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, a, b, c):
+    rows = half(rank, a.shape[0])
+    return [_run(*case, a[rows], b[rows], c[rows]) for case in CASES]
 
 
 def test_two_processes_equal_one():
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(10, 3, generator=g), torch.randn(10, 2, generator=g)
     c = torch.tensor([0, 1, 1, 0, 2, 0, 1, 1, 0, 0])  # class 2: one sample (left out)
-    out = mp.Manager().dict()
-    mp.spawn(_worker, args=(_free_port(), a, b, c, out), nprocs=2, join=True)
+    out = two_processes(_worker, a, b, c)
     for k, case in enumerate(CASES):
         value, grad_a, grad_b = _run(*case, a, b, c)
         (v0, a0, b0), (v1, a1, b1) = out[0][k], out[1][k]

@@ -1,46 +1,29 @@
 """Gathered negatives under data parallelism: two gloo processes on the CPU must give the
 loss and gradients of one process holding the whole batch."""
 
-import os
-import socket
-
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from tests.gloo import half, two_processes
 
 from mmfactor.losses import InfoNCE, SupConLoss
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, port: int, a, b, labels, out) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        half = a.shape[0] // 2
-        rows = slice(rank * half, (rank + 1) * half)
-        a_r = a[rows].clone().requires_grad_(True)
-        b_r = b[rows].clone().requires_grad_(True)
-        loss = InfoNCE(0.2)(a_r, b_r)
-        loss.backward()
-        views = torch.stack([a[rows], b[rows]], 1).clone().requires_grad_(True)
-        sup = SupConLoss(0.2)(views, labels[rows])
-        sup.backward()
-        out[rank] = (loss.detach(), a_r.grad, b_r.grad, sup.detach(), views.grad)
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, a, b, labels):
+    rows = half(rank, a.shape[0])
+    a_r = a[rows].clone().requires_grad_(True)
+    b_r = b[rows].clone().requires_grad_(True)
+    loss = InfoNCE(0.2)(a_r, b_r)
+    loss.backward()
+    views = torch.stack([a[rows], b[rows]], 1).clone().requires_grad_(True)
+    sup = SupConLoss(0.2)(views, labels[rows])
+    sup.backward()
+    return loss.detach(), a_r.grad, b_r.grad, sup.detach(), views.grad
 
 
 def test_two_processes_equal_one():
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
     labels = torch.tensor([0, 1, 1, 0, 2, 2, 0, 1])
-    out = mp.Manager().dict()
-    mp.spawn(_worker, args=(_free_port(), a, b, labels, out), nprocs=2, join=True)
+    out = two_processes(_worker, a, b, labels)
 
     a1, b1 = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
     full = InfoNCE(0.2)(a1, b1)
@@ -58,41 +41,35 @@ def test_two_processes_equal_one():
     assert torch.allclose(torch.cat([out[0][4], out[1][4]]) / 2, views.grad, atol=1e-6)
 
 
-def _batch_statistics_worker(rank: int, port: int, x, img, w, out) -> None:
+def _batch_statistics_worker(rank: int, x, img, w):
     from mmfactor.augment import default_augmentation
     from mmfactor.data.dataset import ModalitySpec
     from mmfactor.losses import CMD, SoftOrthogonality
     from mmfactor.losses.distributed import GlobalBatchNorm1d, GlobalBatchNorm2d
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        half = x.shape[0] // 2
-        rows = slice(rank * half, (rank + 1) * half)
-        x_r = x[rows].clone().requires_grad_(True)
-        img_r = img[rows].clone().requires_grad_(True)
-        torch.manual_seed(0)
-        bn1, bn2 = GlobalBatchNorm1d(x.shape[1]), GlobalBatchNorm2d(img.shape[1])
-        # Each rank's loss is a sum over its own rows: their sum is the one-process loss.
-        bn_loss = (bn1(x_r) * w[rows]).sum() + bn2(img_r).pow(3).sum()
-        bn_loss.backward()
-        a = x[rows].clone().requires_grad_(True)
-        stats = CMD()(a[:, :3], a[:, 3:]) + SoftOrthogonality()(a[:, :3], a[:, 3:])
-        stats.backward()
-        torch.default_generator.manual_seed(7)
-        aug, _ = default_augmentation(ModalitySpec("v", "vector", (x.shape[1],)))(x[rows])
-        out[rank] = {
-            "bn_x_grad": x_r.grad,
-            "bn_img_grad": img_r.grad,
-            "bn1_state": bn1.state_dict(),
-            "bn2_state": bn2.state_dict(),
-            "bn1_weight_grad": bn1.weight.grad,
-            "stats": stats.detach(),
-            "stats_grad": a.grad,
-            "augmented": aug,
-        }
-    finally:
-        dist.destroy_process_group()
+    rows = half(rank, x.shape[0])
+    x_r = x[rows].clone().requires_grad_(True)
+    img_r = img[rows].clone().requires_grad_(True)
+    torch.manual_seed(0)
+    bn1, bn2 = GlobalBatchNorm1d(x.shape[1]), GlobalBatchNorm2d(img.shape[1])
+    # Each rank's loss is a sum over its own rows: their sum is the one-process loss.
+    bn_loss = (bn1(x_r) * w[rows]).sum() + bn2(img_r).pow(3).sum()
+    bn_loss.backward()
+    a = x[rows].clone().requires_grad_(True)
+    stats = CMD()(a[:, :3], a[:, 3:]) + SoftOrthogonality()(a[:, :3], a[:, 3:])
+    stats.backward()
+    torch.default_generator.manual_seed(7)
+    aug, _ = default_augmentation(ModalitySpec("v", "vector", (x.shape[1],)))(x[rows])
+    return {
+        "bn_x_grad": x_r.grad,
+        "bn_img_grad": img_r.grad,
+        "bn1_state": bn1.state_dict(),
+        "bn2_state": bn2.state_dict(),
+        "bn1_weight_grad": bn1.weight.grad,
+        "stats": stats.detach(),
+        "stats_grad": a.grad,
+        "augmented": aug,
+    }
 
 
 def test_batch_statistics_and_augmentations_of_two_processes_equal_one():
@@ -106,8 +83,7 @@ def test_batch_statistics_and_augmentations_of_two_processes_equal_one():
     g = torch.Generator().manual_seed(1)
     x, img = 3 * torch.randn(16, 6, generator=g) + 1, torch.randn(16, 2, 4, 4, generator=g)
     w = torch.randn(16, 6, generator=g)
-    out = mp.Manager().dict()
-    mp.spawn(_batch_statistics_worker, args=(_free_port(), x, img, w, out), nprocs=2, join=True)
+    out = two_processes(_batch_statistics_worker, x, img, w)
 
     x1, img1 = x.clone().requires_grad_(True), img.clone().requires_grad_(True)
     torch.manual_seed(0)

@@ -64,26 +64,30 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
     }
 
 
+def r2_columns(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """R^2 of each column of ``(N, J)`` predictions, ``1 - SS_res / SS_tot``; for a constant
+    column (``SS_tot = 0``) 1.0 for a perfect prediction and 0.0 otherwise (scikit-learn's
+    ``force_finite`` convention)."""
+    err = y_pred - y_true
+    ss_res = np.einsum("ij,ij->j", err, err)
+    centred = y_true - y_true.mean(0)
+    ss_tot = np.einsum("ij,ij->j", centred, centred)
+    safe = np.where(ss_tot > 0.0, ss_tot, 1.0)
+    return np.where(ss_tot > 0.0, 1.0 - ss_res / safe, np.where(ss_res == 0.0, 1.0, 0.0))
+
+
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """MSE, MAE, R^2 and Pearson correlation of ``(N,)`` predictions.
 
-    R^2 is ``1 - SS_res / SS_tot``; for a constant ``y_true`` (``SS_tot = 0``) it is 1.0 for a
-    perfect prediction and 0.0 otherwise (scikit-learn's ``force_finite`` convention).
+    R^2 as :func:`r2_columns`.
     ``corr`` is 0.0 when either array is constant.
     """
     t, p = _pair(y_true, y_pred)
     err = p - t
-    ss_res = float(np.dot(err, err))
-    centred = t - t.mean()
-    ss_tot = float(np.dot(centred, centred))
-    if ss_tot > 0.0:
-        r2 = 1.0 - ss_res / ss_tot
-    else:
-        r2 = 1.0 if ss_res == 0.0 else 0.0
     return {
-        "mse": ss_res / t.shape[0],
+        "mse": float(np.dot(err, err)) / t.shape[0],
         "mae": float(np.mean(np.abs(err))),
-        "r2": float(r2),
+        "r2": float(r2_columns(t[:, None], p[:, None])[0]),
         "corr": _pearson(t, p),
     }
 

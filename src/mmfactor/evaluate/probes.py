@@ -38,6 +38,7 @@ from threadpoolctl import ThreadpoolController
 from mmfactor.errors import InputError
 from mmfactor.evaluate.metrics import (
     classification_metrics,
+    r2_columns,
     regression_metrics,
     sentiment_metrics,
 )
@@ -347,62 +348,43 @@ def _linear_classifier(Z: np.ndarray, y: np.ndarray, Zv: np.ndarray, yv: np.ndar
     return _Fitted(best_model, {"C": float(best_model.C)}, best, grid_scores, True)
 
 
-def _r2_columns(Y: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """R^2 of each column of predictions ``P`` against ``Y`` ``(M, J)``, with
-    :func:`~mmfactor.evaluate.metrics.regression_metrics`' convention for constant columns."""
-    err = P - Y
-    ss_res = np.einsum("ij,ij->j", err, err)
-    centred = Y - Y.mean(0)
-    ss_tot = np.einsum("ij,ij->j", centred, centred)
-    safe = np.where(ss_tot > 0.0, ss_tot, 1.0)
-    return np.where(ss_tot > 0.0, 1.0 - ss_res / safe, np.where(ss_res == 0.0, 1.0, 0.0))
-
-
 def _ridge(
     Z: np.ndarray,
     T: np.ndarray,
     Zv: np.ndarray,
     Yv: np.ndarray,
-    y_mean: np.ndarray,
-    y_std: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y_mean: np.ndarray | float,
+    y_std: np.ndarray | float,
+) -> list[_Fitted]:
     """Ridge for every column of the standardised targets ``T`` ``(N, J)`` at once, the
-    strength chosen per column on valid (``Yv`` ``(M, J)`` in target units).
+    strength chosen per column on valid (``Yv`` ``(M, J)`` in target units); ties go to the
+    weakest regularisation (the first in the grid).
 
     One thin SVD serves every column and every alpha:
     w(alpha) = V diag(s / (s^2 + alpha)) U^T t. Z and T are centred: no intercept.
-
-    Returns ``(coef (D, J), alpha (J,), scores (G, J))``, ``scores`` the valid R^2 of every
-    grid value; ties go to the weakest regularisation (the first in the grid).
     """
     U, s, Vt = np.linalg.svd(Z, full_matrices=False)
     Ut_T = U.T @ T
     Pv = Zv @ Vt.T
     alphas = np.asarray(RIDGE_LAMBDA_GRID) * Z.shape[0]
-    scores = np.stack(
+    scores = np.stack(  # (grid, J) valid R^2
         [
-            _r2_columns(Yv, (Pv @ ((s / (s * s + alpha))[:, None] * Ut_T)) * y_std + y_mean)
+            r2_columns(Yv, (Pv @ ((s / (s * s + alpha))[:, None] * Ut_T)) * y_std + y_mean)
             for alpha in alphas
         ]
     )
-    best = alphas[scores.argmax(0)]
-    coef = Vt.T @ (s[:, None] / (s[:, None] ** 2 + best[None, :]) * Ut_T)
-    return coef, best, scores
-
-
-def _ridge_fitted(
-    Z: np.ndarray, t: np.ndarray, Zv: np.ndarray, yv: np.ndarray, y_mean: float, y_std: float
-) -> _Fitted:
-    coef, alpha, scores = _ridge(
-        Z, t[:, None], Zv, yv[:, None], np.array([y_mean]), np.array([y_std])
-    )
-    grid = {
-        float(a): float(v)
-        for a, v in zip(np.asarray(RIDGE_LAMBDA_GRID) * Z.shape[0], scores[:, 0], strict=True)
-    }
-    return _Fitted(
-        _Ridge(coef[:, 0]), {"alpha": float(alpha[0])}, (float(scores[:, 0].max()), 0.0), grid, True
-    )
+    best = scores.argmax(0)
+    coef = Vt.T @ (s[:, None] / (s[:, None] ** 2 + alphas[best][None, :]) * Ut_T)
+    return [
+        _Fitted(
+            _Ridge(coef[:, j]),
+            {"alpha": float(alphas[best[j]])},
+            (float(scores[best[j], j]), 0.0),
+            dict(zip(alphas.tolist(), scores[:, j].tolist(), strict=True)),
+            True,
+        )
+        for j in range(T.shape[1])
+    ]
 
 
 def _mlp(
@@ -497,7 +479,7 @@ def _fit(
     if protocol == "linear-probe":
         if task_kind == "classification":
             return _linear_classifier(Z, t, Zv, yv)
-        return _ridge_fitted(Z, t, Zv, yv, y_mean, y_std)
+        return _ridge(Z, t[:, None], Zv, yv[:, None], y_mean, y_std)[0]
     if protocol == "mlp-probe":
         return _mlp(task_kind, Z, t, Zv, yv, y_mean, y_std, seed)
     return _knn(task_kind, Z, t, Zv, yv, y_mean, y_std)
@@ -557,6 +539,23 @@ def fit_probe(
     threads = 1 if X.size < SINGLE_THREAD_BELOW else None
     with thread_limit(threads):
         fitted = _fit(protocol, task_kind, Z, t, Zv, yv, y_mean, y_std, seed)
+    return _probe(
+        protocol, task_kind, fitted, scaler, X.shape[1], n_classes, y_mean, y_std, dtype, threads
+    )
+
+
+def _probe(
+    protocol: str,
+    task_kind: str,
+    fitted: _Fitted,
+    scaler: _Standardizer,
+    n_features: int,
+    n_classes: int,
+    y_mean: float,
+    y_std: float,
+    dtype: type,
+    threads: int | None,
+) -> Probe:
     return Probe(
         protocol,
         task_kind,
@@ -565,7 +564,7 @@ def fit_probe(
         fitted.selected,
         float(fitted.key[0]),
         fitted.grid_scores,
-        n_features=X.shape[1],
+        n_features=n_features,
         n_classes=n_classes,
         y_mean=y_mean,
         y_std=y_std,
@@ -600,26 +599,21 @@ def ridge_probes(
     Z, Zv = scaler(X), scaler(Xv)
     threads = 1 if X.size < SINGLE_THREAD_BELOW else None
     with thread_limit(threads):
-        coef, alpha, scores = _ridge(Z, (Y - y_mean) / y_std, Zv, Yv, y_mean, y_std)
-    grid = np.asarray(RIDGE_LAMBDA_GRID) * Z.shape[0]
+        fitted = _ridge(Z, (Y - y_mean) / y_std, Zv, Yv, y_mean, y_std)
     return [
-        Probe(
+        _probe(
             "linear-probe",
             "regression",
-            _Ridge(coef[:, j]),
+            f,
             scaler,
-            {"alpha": float(alpha[j])},
-            float(scores[:, j].max()),
-            {float(a): float(v) for a, v in zip(grid, scores[:, j], strict=True)},
-            n_features=X.shape[1],
-            n_classes=0,
-            y_mean=float(y_mean[j]),
-            y_std=float(y_std[j]),
-            converged=True,
-            dtype=np.float64,
-            threads=threads,
+            X.shape[1],
+            0,
+            float(y_mean[j]),
+            float(y_std[j]),
+            np.float64,
+            threads,
         )
-        for j in range(Y.shape[1])
+        for j, f in enumerate(fitted)
     ]
 
 
