@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean browser
+.PHONY: demo test test-blas lint bench install clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,19 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The data and engine tests again under another BLAS kernel and one thread (OpenBLAS for
+# NumPy; MKL and ATen on their AVX2 code paths for torch): a test that compares floats
+# computed on different shapes bit for bit passes under one kernel's blocking and fails
+# under another's (tools/blas_variant.py names a kernel this CPU runs, other than its own).
+BLAS_TESTS := tests/data tests/train tests/test_cli.py::test_killed_run_resumes_to_the_same_weights \
+  tests/test_cli.py::test_fit_resumes_and_refuses_a_different_config
+test-blas: $(STAMP)
+	@coretype=$$($(BIN)/python tools/blas_variant.py); \
+	echo "test-blas: OPENBLAS_CORETYPE=$${coretype:-(native)} OPENBLAS_NUM_THREADS=1 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2, one thread"; \
+	env $${coretype:+OPENBLAS_CORETYPE=$$coretype} OPENBLAS_NUM_THREADS=1 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2 \
+	  MKL_NUM_THREADS=1 OMP_NUM_THREADS=1 MMFACTOR_TEST_THREADS=1 \
+	  $(BIN)/python -m pytest -q $(BLAS_TESTS)
 
 # Headless Chromium + chromedriver for tests/bench/test_report_browser.py (Debian packages).
 # Installed once when absent; never fails: without apt-get, root/sudo or network the browser

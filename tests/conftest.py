@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 import mmfactor as mf
 
-torch.set_num_threads(2)
+# `make test-blas` reruns the data and engine tests with one thread (MMFACTOR_TEST_THREADS=1).
+torch.set_num_threads(int(os.environ.get("MMFACTOR_TEST_THREADS", "2")))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

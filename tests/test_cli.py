@@ -144,6 +144,7 @@ def test_sequence_data_set_by_set_gets_the_sequence_defaults(tmp_path, capsys):
     # the `sequence` family's: the FactorCL paper's Transformer, MLP for vector modalities
     assert cfg["method"]["encoder"] == {"sequence": "transformer"}
     transformer = cfg["method"]["encoder_options"]["transformer"]
+    # exact: config values (a float among them) copied from the family defaults
     assert transformer == {"d_model": 40, "heads": 5, "layers": 5, "attention_dropout": 0.0}
 
 
@@ -194,6 +195,7 @@ def test_bench_writes_resumable_results(tmp_path, capsys):
     assert "| clip |" in table and "| supervised |" in table and "| raw |" in table
     capsys.readouterr()
     assert main(args) == 0  # resumed: nothing re-run, nothing appended
+    # exact: nothing is re-run, so the file (floats as text) must be the bytes written before
     assert (out / "results.jsonl").read_text().splitlines() == lines
     assert "done, skipped" in capsys.readouterr().err
 
@@ -308,6 +310,9 @@ def assert_killed_run_resumes(tmp_path, fit_args: list[str]) -> None:
         assert proc.returncode == 0, proc.stderr[-2000:]
     resumed = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     reference = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)
+    # Exact (bit-exact resume): both runs are fresh processes with the same config, devices
+    # and threads; the resumed one restarts from an end-of-epoch state and redoes the same
+    # batches (same shapes, steps reseeded from (seed, epoch, step)) as the reference.
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
     assert len(list((tmp_path / "run" / "logs").glob("attempt*"))) == 2
 

@@ -18,6 +18,7 @@ def test_params_and_clone():
     assert params["method"] == "supervised" and params["embed_dim"] == 8
     est.set_params(embed_dim=4)
     twin = clone(est)
+    # exact: clone copies the parameters (lr, valid_fraction: floats), it computes none
     assert twin.get_params() == est.get_params() and twin is not est
 
 

@@ -45,7 +45,7 @@ def check_mask(x: torch.Tensor, mask: torch.Tensor) -> None:
     lengths = mask.sum(1)
     assert (lengths >= 1).all()
     assert torch.equal(mask, torch.arange(mask.shape[1])[None, :] < lengths[:, None])
-    assert (x[~mask] == 0).all()
+    assert (x[~mask] == 0).all()  # exact: padding is written as zeros, not computed
 
 
 VECTOR_TRANSFORMS = [
@@ -77,6 +77,7 @@ def test_vector_shapes_and_determinism(aug: torch.nn.Module) -> None:
     out, mask = aug(x, generator=gen(7))
     assert out.shape == x.shape and mask is None
     again, _ = aug(x, generator=gen(7))
+    # Exact here and below: same seed, same input, same shapes (determinism check).
     assert torch.equal(out, again)
     # A generator held by the module seeds it the same way.
     held = copy.deepcopy(aug)
@@ -91,10 +92,11 @@ def test_sequence_shapes_determinism_and_masks(aug: torch.nn.Module) -> None:
     assert out.shape == x.shape and out_mask.shape == mask.shape
     check_mask(out, out_mask)
     again, again_mask = aug(x, mask, generator=gen(3))
+    # exact: same seed, same input, same shapes (determinism check)
     assert torch.equal(out, again) and torch.equal(out_mask, again_mask)
     other, _ = aug(x, mask, generator=gen(4))
     if not isinstance(aug, Identity):
-        assert not torch.equal(out, other)
+        assert not torch.equal(out, other)  # exact: another seed draws other random numbers
 
 
 @pytest.mark.parametrize("aug", SEQUENCE_TRANSFORMS, ids=lambda a: type(a).__name__)
@@ -114,6 +116,7 @@ def test_padding_never_leaks_into_real_steps(aug: torch.nn.Module) -> None:
 def test_each_sample_randomised_independently() -> None:
     x = torch.ones(B, 40)
     out, _ = FeatureDropout(0.5)(x, generator=gen())
+    # Exact: rows of copied 0 / 1 values, and rows of independent draws, are all distinct.
     assert len({tuple(row.tolist()) for row in out}) == B
     noise, _ = GaussianNoise(0.1, relative=False)(torch.zeros(B, D), generator=gen())
     assert len({tuple(row.tolist()) for row in noise}) == B
@@ -121,6 +124,7 @@ def test_each_sample_randomised_independently() -> None:
 
 def test_feature_dropout_rate() -> None:
     out, _ = FeatureDropout(0.1)(torch.ones(1000, 50), generator=gen())
+    # Exact: dropped entries are set to 0 and kept ones are the input's 1.0 (copied).
     assert abs((out == 0).float().mean().item() - 0.1) < 0.01
     assert set(out.unique().tolist()) == {0.0, 1.0}  # no rescaling
 
@@ -135,17 +139,19 @@ def test_gaussian_noise_is_relative_to_the_feature_scale() -> None:
     torch.testing.assert_close((absolute - x).std(0), torch.full((3,), 0.1), rtol=0.1, atol=0)
     # Constant features have no spread, so relative noise leaves them alone.
     const, _ = GaussianNoise(0.1)(torch.ones(B, D), generator=gen())
-    assert torch.equal(const, torch.ones(B, D))
+    assert torch.equal(const, torch.ones(B, D))  # exact: the scale is exactly 0 (std of ones)
     # Sequences: the scale counts real steps only; images: one scale per channel.
     xs, mask = seq_batch()
     assert feature_scale(xs, mask).shape == (1, 1, D)
     assert feature_scale(torch.randn(8, 3, 4, 4), None).shape == (1, 3, 1, 1)
+    # exact: with one row the scale is the constant 1 (a branch, not computed)
     assert torch.equal(feature_scale(torch.randn(1, D), None), torch.ones(1, D))
 
 
 def test_swap_halves() -> None:
     x = torch.arange(10.0).repeat(B, 1)
     out, _ = SwapHalves()(x)
+    # Exact: swapping moves values (copies), it computes none.
     assert torch.equal(out[0], torch.tensor([5.0, 6, 7, 8, 9, 0, 1, 2, 3, 4]))
     half, _ = SwapHalves(0.5)(x, generator=gen())
     swapped = (half != x).any(1)
@@ -180,8 +186,10 @@ def test_permute_steps_is_a_permutation_of_real_steps() -> None:
         n = int(mask[i].sum())
         a = x[i, :n].sum(1).sort().values
         b = out[i, :n].sum(1).sort().values
+        # Exact: the steps are copied, and each step's sum is the same op on the same 5
+        # values in the same order, on tensors of the same shape.
         assert torch.equal(a, b)
-    assert not torch.equal(out[0], x[0])
+    assert not torch.equal(out[0], x[0])  # exact: a permutation of copied steps
 
 
 def test_drop_steps_rate_and_order() -> None:
@@ -224,6 +232,7 @@ def test_random_choice_gives_samples_different_transforms() -> None:
     out, _ = aug(x, generator=gen(0))
     counts = torch.bincount(choice, minlength=3)
     assert (counts > 60).all()
+    # Exact: dropout writes 0, Identity copies the 1.0s; only the noise makes other values.
     dropped = (out == 0).any(1)
     noisy = ((out != 0) & (out != 1)).any(1)
     unchanged = (out == 1).all(1)
@@ -238,6 +247,7 @@ def test_random_choice_selects_masks_per_sample() -> None:
     choice = aug.choose(x, gen(0))
     out, out_mask = aug(x, mask, generator=gen(0))
     keep = choice == 0
+    # exact: Identity's rows are copies of the input
     assert torch.equal(out_mask[keep], mask[keep]) and torch.equal(out[keep], x[keep])
     shortened = mask.sum(1) > out_mask.sum(1)
     assert torch.equal(shortened & ~keep, shortened)
@@ -247,7 +257,7 @@ def test_random_choice_selects_masks_per_sample() -> None:
 def test_random_choice_weights() -> None:
     aug = RandomChoice([Identity(), FeatureDropout(0.5)], weights=[1.0, 0.0])
     x = torch.ones(B, D)
-    assert torch.equal(aug(x, generator=gen())[0], x)
+    assert torch.equal(aug(x, generator=gen())[0], x)  # exact: Identity copies its input
     with pytest.raises(InputError):
         RandomChoice([Identity()], weights=[1.0, 2.0])
     with pytest.raises(InputError):
@@ -271,6 +281,7 @@ def test_default_augmentation(spec: ModalitySpec) -> None:
         x, mask = torch.randn(B, *spec.shape, generator=gen(1)), None
     out, out_mask = aug(x, mask, generator=gen(2))
     assert out.shape == x.shape
+    # exact: same seed, same input, same shapes (determinism check)
     assert torch.equal(out, aug(x, mask, generator=gen(2))[0])
     assert not torch.equal(out, x)
     if spec.kind == "sequence":
@@ -283,6 +294,7 @@ def test_default_augmentation(spec: ModalitySpec) -> None:
 def test_image_flip() -> None:
     x = torch.randn(B, 3, 4, 5)
     out, _ = RandomFlip(0.5)(x, generator=gen())
+    # Exact: a flip copies values.
     flipped = (out == x.flip(-1)).flatten(1).all(1)
     same = (out == x).flatten(1).all(1)
     assert (flipped | same).all() and flipped.any() and same.any()

@@ -27,6 +27,7 @@ def test_mix_suite_trains_label_free_methods_once_and_plots(tmp_path):
     curves = mix_curves(records)
     assert set(curves) == {"clip", "supcon", "raw"}
     ratios = [float(t.removeprefix("mix@")) for t in MIX_TARGETS]
+    # exact: both sides parse r from the same "mix@r" strings
     assert all([r for r, _, _ in points] == ratios for points in curves.values())
     assert (out / "mix.png").read_bytes()[:4] == b"\x89PNG"
     assert "mix.png" in (out / "results.md").read_text()

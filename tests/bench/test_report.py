@@ -54,7 +54,7 @@ def test_noise_and_latent_records_stay_out_of_the_tables(bench_dir):
     records = read_records(bench_dir / "results.jsonl")
     noisy = [r for r in records if "noise" in r]
     latent = [r for r in records if r["protocol"] == "latent-probe"]
-    assert {r["noise"] for r in noisy} == {0.0, 0.5, 1.0, 2.0}
+    assert {r["noise"] for r in noisy} == {0.0, 0.5, 1.0, 2.0}  # exact: config levels copied
     assert {r["target"] for r in latent} >= {"latent:shared", "latent:unique:x1"}
     clean = standard_records(records)
     assert len(clean) == len(records) - len(noisy) - len(latent)

@@ -43,6 +43,7 @@ def test_multibench_front_padding_becomes_end_padding(tmp_path):
     train = data.indices("train")
     assert len(train) == 2  # the empty sample is gone
     np.testing.assert_array_equal(data.lengths["text"][train], [2, 4])
+    # Exact: loading moves the stored values (and writes 0 for -inf / padding), computes none.
     np.testing.assert_array_equal(data.arrays["text"][train[0], :, 0], [1, 2, 0, 0])
     np.testing.assert_array_equal(data.arrays["audio"][train[0], :, 0], [0, 5, 0, 0])  # -inf -> 0
     np.testing.assert_array_equal(data.arrays["vision"][train[1], :, 0], [7, 0, 0, 0])
@@ -114,7 +115,7 @@ def test_front_to_end_matches_a_loop():
     for i, n in enumerate(lengths):
         if n:
             expected[i, :n] = x[i, 7 - n :]
-    np.testing.assert_array_equal(front_to_end(x, lengths), expected)
+    np.testing.assert_array_equal(front_to_end(x, lengths), expected)  # exact: values copied
 
 
 @pytest.mark.parametrize("aligned", [True, False])
@@ -150,7 +151,7 @@ def test_mmsa_bert_ids_and_sims_unimodal_labels(tmp_path):
     data = mf.datasets.load("mmsa", path=str(path), text="bert")
     assert data.modalities["text"].shape == (3,)
     train = data.indices("train")
-    np.testing.assert_array_equal(
+    np.testing.assert_array_equal(  # exact: token ids copied
         data.arrays["text"][train][:, :, 0], doc["train"]["text_bert"][:, 0]
     )
     assert {"sentiment:T", "sentiment:A", "sentiment:V"} <= set(data.targets)

@@ -80,7 +80,7 @@ def test_npz_with_side_yaml(tmp_path):
     assert data.name == "arrays" and len(data) == N
     assert {m: s.kind for m, s in data.modalities.items()} == {"a": "vector", "b": "sequence"}
     assert data.modalities["a"].shape == (6,) and data.modalities["b"].shape == (4,)
-    np.testing.assert_array_equal(data.arrays["b"], src["feat_b"])
+    np.testing.assert_array_equal(data.arrays["b"], src["feat_b"])  # exact: read, not computed
     np.testing.assert_array_equal(data.lengths["b"], np.maximum(src["len_b"], 1))
     np.testing.assert_array_equal(data.present["b"], src["pres_b"])
     assert data.present["a"].all()
@@ -105,6 +105,7 @@ def test_mapping_option_json_and_dict(tmp_path):
     drop_info = [
         {k: v for k, v in d.summary().items() if k != "info"} for d in (from_json, from_dict)
     ]
+    # exact: the summaries' float statistics come from the same arrays by the same computation
     assert drop_info[0] == drop_info[1]
     assert from_json.info["mapping"] == from_dict.info["mapping"]
     assert from_dict.info["mapping_source"] == "the mapping option"
@@ -142,7 +143,8 @@ def test_naming_convention_and_random_splits(tmp_path):
 
 
 def check_batches(data, src: dict[str, np.ndarray], num_workers: int = 0) -> int:
-    """Every batch of the train split equals the source arrays; returns the batch count."""
+    """Every batch of the train split equals the source arrays; returns the batch count.
+    Exact: batches copy the stored values (floats included), they compute none."""
     count = 0
     loader = make_loader(data, data.indices("train"), 32, target="score", num_workers=num_workers)
     for batch in loader:
@@ -179,6 +181,7 @@ def test_hdf5_compressed_reads_lazily(tmp_path):
 
     lazy = data.arrays["b"]
     assert lazy.shape == (N, T, 4) and lazy.ndim == 3 and len(lazy) == N
+    # Exact below: lazy reads copy the stored floats.
     idx = np.array([7, 3, 3, 100, -1])
     np.testing.assert_array_equal(lazy[idx, :5], src["feat_b"][idx, :5])
     np.testing.assert_array_equal(lazy[2], src["feat_b"][2])
@@ -208,6 +211,8 @@ def test_training_streams_a_lazy_hdf5_file_through_workers(tmp_path):
         model = mf.methods.build("clip", data.modalities, embed_dim=8)
         mf.fit(model, data, max_epochs=2, batch_size=16, num_workers=workers, progress=False)
         weights.append(model.state_dict())
+    # Exact: workers only read the batches; the training itself runs in this process on the
+    # same batches (same values, same shapes) either way: the same computation.
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 

@@ -18,6 +18,7 @@ def test_sequence_modules_get_the_mask_and_image_maps_are_flattened():
     x = torch.ones(2, 4, 3)
     x[:, 2:] = 100.0  # padding: must not count
     mask = torch.tensor([[True, True, False, False]] * 2)
+    # exact: (1 + 1) / 2 on the real steps, padding times 0: exact in floating point
     assert enc.out_dim == 3 and torch.equal(enc(x, mask), torch.ones(2, 3))
     conv = ExternalEncoder(nn.Conv2d(1, 2, 3), ModalitySpec("i", "image", (1, 5, 5)), freeze=False)
     assert conv.out_dim == 2 * 3 * 3 and conv.module.weight.requires_grad

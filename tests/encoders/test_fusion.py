@@ -28,7 +28,7 @@ def test_sparsemax_is_the_simplex_projection():
     out = sparsemax(scores)
     expected = np.stack([simplex_projection(row) for row in scores.numpy()])
     np.testing.assert_allclose(out.numpy(), expected, atol=1e-9)
-    assert (out == 0).any(), "sparse: some entries are exactly zero"
+    assert (out == 0).any(), "sparse: some entries are exactly zero"  # exact: max(z - tau, 0)
     torch.testing.assert_close(out.sum(-1), torch.ones(50, dtype=torch.float64))
 
 
@@ -39,7 +39,7 @@ def test_sparsemax_mask_and_empty_rows():
     mask[1] = False  # nothing admissible: a zero row, not NaN
     out = sparsemax(scores, mask)
     torch.testing.assert_close(out[0, :3], sparsemax(scores[0, :3]))
-    assert (out[0, 3:] == 0).all() and (out[1] == 0).all()
+    assert (out[0, 3:] == 0).all() and (out[1] == 0).all()  # exact: excluded entries are set to 0
     torch.testing.assert_close(out[2:], sparsemax(scores[2:]))
 
 
@@ -49,6 +49,7 @@ def test_sparsemax_gradient():
     assert torch.autograd.gradcheck(lambda s: sparsemax(s, mask), (scores,))
     scores.grad = None
     sparsemax(scores, mask).pow(2).sum().backward()
+    # exact: excluded entries are outside the support, their gradient is 0 by construction
     assert torch.isfinite(scores.grad).all() and (scores.grad[~mask] == 0).all()
 
 

@@ -62,7 +62,7 @@ def test_shape_dtype_and_unit_norm(encoder: MiniLMTextEncoder) -> None:
 
 def test_deterministic_and_independent_of_batch_padding(encoder: MiniLMTextEncoder) -> None:
     first, second = encoder(TEXTS), encoder(TEXTS)
-    assert torch.equal(first, second)
+    assert torch.equal(first, second)  # exact: same computation, same shapes (determinism)
     # Each text alone (no padding) equals its row in the padded batch: pooling ignores padding.
     alone = torch.cat([encoder([t]) for t in TEXTS])
     assert torch.allclose(alone, first, atol=1e-5)
@@ -82,6 +82,7 @@ def test_stays_in_eval_mode_when_parent_trains(encoder: MiniLMTextEncoder) -> No
     assert parent.training and parent["head"].training  # the call did reach the children
     assert not encoder.training
     assert not any(m.training for m in encoder.modules())
+    # exact: same computation, same shapes: any difference would be dropout
     assert torch.equal(encoder(TEXTS), before)  # dropout stayed off
     parent.eval()
 

@@ -55,6 +55,8 @@ def test_estimate_mi_deterministic_and_leaves_global_rng():
     state = torch.get_rng_state()
     x = estimate_mi(a, b, "mine", steps=30, batch_size=32, hidden=(8,), seed=3)
     assert torch.equal(state, torch.get_rng_state())
+    # Exact: same seed, same computation, same shapes in this process (determinism check);
+    # another seed gives another estimate.
     assert x == estimate_mi(a, b, "mine", steps=30, batch_size=32, hidden=(8,), seed=3)
     assert x != estimate_mi(a, b, "mine", steps=30, batch_size=32, hidden=(8,), seed=4)
 

@@ -64,6 +64,8 @@ def test_sentiment_metrics_by_hand() -> None:
 def test_sentiment_metrics_all_zero_labels_and_constant_prediction() -> None:
     m = sentiment_metrics(np.zeros(4), np.full(4, 0.3))
     assert math.isnan(m["acc2_non0"]) and math.isnan(m["f1_non0"])  # nothing left
+    # Exact below: accuracies are count ratios (4 / 4), and 0.0 is the constant returned for
+    # an undefined correlation (a branch, not a computed value).
     assert m["acc2_has0"] == 1.0  # 0 >= 0 and 0.3 >= 0
     assert m["acc7"] == 1.0  # round(0.3) = 0 = label
     assert m["mae"] == pytest.approx(0.3)
@@ -108,6 +110,8 @@ def test_regression_metrics_by_hand() -> None:
 
 def test_regression_metrics_constant_cases() -> None:
     m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.full(3, 2.0))
+    # Exact: constant cases return fixed values from a branch (corr 0.0; R^2 1.0 / 0.0 for a
+    # constant target, scikit-learn's force_finite convention), not computed values.
     assert m["corr"] == 0.0
     assert m["r2"] == pytest.approx(0.0)  # predicting the mean
     assert regression_metrics(np.ones(3), np.ones(3))["r2"] == 1.0
@@ -119,6 +123,8 @@ def test_mean_std() -> None:
     # deviations -1.5, -0.5, 0.5, 1.5: sum of squares 5, ddof=1 -> 5/3
     assert mean == pytest.approx(2.5)
     assert std == pytest.approx(math.sqrt(5 / 3))
+    # Exact: the mean of one value is that value, std is 0.0 by a branch for n = 1, and the
+    # mean / deviations of [2.0, 2.0] are exact in floating point.
     assert mean_std([0.7]) == (0.7, 0.0)
     assert mean_std(np.array([2.0, 2.0])) == (2.0, 0.0)
     with pytest.raises(InputError):

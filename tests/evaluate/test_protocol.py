@@ -86,6 +86,8 @@ def test_shared_encodings_give_the_same_records_with_one_encoding_per_split():
     calls_separate = Counting.calls
     Counting.calls = 0
     together = run(shared=True)
+    # Exact: both runs encode the same splits with the same batch size and fit the same
+    # probes on identical arrays of identical shapes, in this process (same computation).
     assert together == separate
     # one batch per split here: train, valid, test, test without x1, test with noise
     assert Counting.calls == 5 < calls_separate
@@ -101,6 +103,6 @@ def test_shared_encodings_give_the_same_records_with_one_encoding_per_split():
     noise0 = next(
         r["value"] for r in together if r.get("noise") == 0.0 and r["metric"] == "accuracy"
     )
-    assert noise0 == clean
+    assert noise0 == clean  # exact: level 0 scores the same probe on the same clean encoding
     with pytest.raises(InputError, match="another model"):
         mf.evaluate(RawFeatures(), data, encodings=Encodings(Counting(), data))

@@ -43,7 +43,7 @@ def test_sequence_gradients_vanish_at_padding_and_plots_are_written(tmp_path):
     for m, g in grads["score:common"].items():
         if m in batch.mask:
             assert g.shape == tuple(batch.x[m].shape)
-            assert not g[~batch.mask[m].numpy()].any()
+            assert not g[~batch.mask[m].numpy()].any()  # exact: padding times 0
             assert np.abs(g[batch.mask[m].numpy()]).sum() > 0
     plot_score_gradients(grads, tmp_path / "seq.png")
     assert (tmp_path / "seq.png").stat().st_size > 5000

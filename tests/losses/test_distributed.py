@@ -100,7 +100,11 @@ def test_batch_statistics_and_augmentations_of_two_processes_equal_one():
 
     assert torch.allclose(both("bn_x_grad"), x1.grad, atol=1e-5)
     assert torch.allclose(both("bn_img_grad"), img1.grad, atol=1e-5)
-    assert torch.allclose(out[0]["bn1_weight_grad"] + out[1]["bn1_weight_grad"], bn1.weight.grad)
+    # Two processes' partial sums vs one sum (float32): the rounding (1e-7 measured) scales with
+    # the O(1) terms, not with an entry (one is 0.106); atol covers it, rtol alone barely did.
+    assert torch.allclose(
+        out[0]["bn1_weight_grad"] + out[1]["bn1_weight_grad"], bn1.weight.grad, atol=1e-6
+    )
     for key, bn in (("bn1_state", bn1), ("bn2_state", bn2)):
         for name, value in bn.state_dict().items():
             assert torch.allclose(out[0][key][name].float(), value.float(), atol=1e-6), name
@@ -108,4 +112,5 @@ def test_batch_statistics_and_augmentations_of_two_processes_equal_one():
     assert torch.allclose(out[1]["stats"], stats, atol=1e-6)  # the global value on every rank
     assert torch.allclose(both("stats_grad") / 2, a.grad, atol=1e-6)
     assert torch.allclose(both("augmented"), augmented, atol=1e-6)
+    # exact: each rank's rows get their own random numbers
     assert not torch.equal(out[0]["augmented"], out[1]["augmented"])

@@ -58,6 +58,7 @@ def test_missing_modality_is_zeroed(toy):
     with torch.no_grad():
         factors = model.encode(batch)
         out = model.predict(batch)
+    # exact: an absent modality's rows are multiplied by 0
     assert (factors.specific["x2"] == 0).all() and (factors.shared[:, 8:] == 0).all()
     assert torch.isfinite(out).all()
 

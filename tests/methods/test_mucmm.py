@@ -48,6 +48,7 @@ def test_linear_setting_score_gradients_span_the_true_loadings(linear_fit):
             assert principal_cosines(u[:, :2], loadings[truth]).min() > 0.97
             assert principal_cosines(u[:, :2], loadings[other]).max() < 0.15
         other_modality = next(n for n in data.modality_names if n != m)
+        # exact: that score does not depend on m: its gradient is a zero fill, not computed
         assert not grads[f"score:{other_modality}"][m].any()
 
 
@@ -108,6 +109,8 @@ def test_missing_modality_zeroes_codes_and_leaves_the_common_score(toy):
     from dataclasses import replace
 
     factors = model.encode(replace(batch, present=present))
+    # Exact: the absent modality's codes are multiplied by 0, and the scores are products of
+    # those zeros.
     assert not factors.specific["x2"].any() and not factors.shared[:, 2:].any()
     assert not factors.extras["score:common"].any() and not factors.extras["score:x2"].any()
     assert factors.extras["score:x1"].abs().sum() > 0

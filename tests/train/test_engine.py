@@ -15,6 +15,8 @@ def weights(model):
 
 
 def same(a, b):
+    """Bit-for-bit equal weights: for runs doing the same ops on the same batch shapes in this
+    process (determinism and resume checks), where exact equality is sound."""
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -29,7 +31,7 @@ def test_fit_is_deterministic(toy):
         model = build(toy)
         mf.fit(model, toy, max_epochs=2, batch_size=64, seed=3, progress=False)
         runs.append(weights(model))
-    assert same(*runs)
+    assert same(*runs)  # exact: same seed, same computation, same shapes (determinism)
 
 
 def test_fit_learns_and_writes_run_dir(toy, tmp_path):
@@ -102,6 +104,7 @@ def test_resume_after_interruption_ends_with_same_result(toy, tmp_path: Path):
     # the crash came after epoch 1's checkpoint: the restart trained epochs 2-3 only
     restarted = (tmp_path / "run" / "logs" / "attempt1" / "metrics.csv").read_text()
     assert sorted({int(row.split(",")[0]) for row in restarted.splitlines()[1:]}) == [2, 3]
+    # exact: the resumed epochs 2-3 redo the reference's batches (same shapes, same reseeding)
     assert same(weights(ref), weights(resumed))
 
 
@@ -133,6 +136,8 @@ class ToyAdversary(Method):
     def encode(self, batch):
         return mf.Factors(shared=None, specific=self.embed(batch))
 
+    # Exact comparisons of weights before / after a step: a frozen parameter is not written at
+    # all, and one that is stepped changes by far more than rounding.
     def loss(self, batch):
         if hasattr(self, "_enc_after_est"):
             self.seen["enc_changed_in_estimator"].append(

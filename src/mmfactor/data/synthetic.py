@@ -52,8 +52,9 @@ labels are flipped, independently per target.
 
 Seeding. Every random quantity comes from its own stream ``default_rng([seed, stream,
 key])``: the maps, target projections and trajectories depend only on the seed and the sizes;
-latents, noise and lengths of the first ``n`` samples do not depend on ``n_unlabeled`` (labels
-can, through the whole-sample median and the flipped set).
+latents, noise, lengths and features of the first ``n`` samples do not depend on
+``n_unlabeled``, bit for bit on any BLAS kernel and thread count (``g_m`` runs on fixed-size
+row blocks); labels can, through the whole-sample median and the flipped set.
 
 Splits: 70/15/15 of the ``n`` labeled samples (:func:`~mmfactor.data.arrays.random_splits`,
 seeded); ``n_unlabeled`` extra samples follow them (indices ``n .. n + n_unlabeled - 1``) and
@@ -64,7 +65,7 @@ model selection.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,7 @@ GAIN = 1.0  # pre-activation scale of the tanh layers (2.0 saturated away target
 BIAS_STD = 0.5
 NONLINEAR_SHARE = 0.3  # beta: share of each target component's variance in the quadratic term
 N_REFERENCE = 4096  # latent draws used to standardise g_m's outputs
+ROW_BLOCK = 1024  # rows per matrix product of g_m: one fixed shape, see _in_row_blocks
 N_BASIS = 3  # cosine basis functions of the sequence trajectories
 TEMPORAL_SHARE = 0.5  # share of z(t)'s variance that changes over time
 
@@ -196,13 +198,40 @@ class _RandomMLP:
         self.mean, self.std = ref.mean(0), ref.std(0)
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
-        """``(..., k)`` latents -> ``(..., dim)`` features, float32."""
+        """``(..., k)`` latents -> ``(..., dim)`` features, float32; each row's features depend
+        on that row's latents only, bit for bit (see :func:`_in_row_blocks`)."""
         # float32 halves the cost of the sequence variant; 2-D products use BLAS, 3-D do not.
         flat = z.reshape(-1, z.shape[-1]).astype(np.float32)
+        out = _in_row_blocks(self._forward, flat, self.w3.shape[1])
+        return out.reshape(*z.shape[:-1], -1)
+
+    def _forward(self, flat: np.ndarray) -> np.ndarray:
         h = np.tanh(flat @ self.w1 + self.b1)
         h = np.tanh(h @ self.w2 + self.b2)
-        out = (h @ self.w3 - self.mean) / self.std
-        return out.reshape(*z.shape[:-1], -1)
+        return (h @ self.w3 - self.mean) / self.std
+
+
+def _in_row_blocks(
+    fn: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, width: int
+) -> np.ndarray:
+    """``fn`` applied to ``rows`` ``(N, k)`` in blocks of exactly ``ROW_BLOCK`` rows (the last
+    one zero-padded), giving ``(N, width)``.
+
+    Why: a BLAS kernel may block a matrix product differently for different row counts, so
+    row ``i`` of one 700-row product can differ in the last bits from row ``i`` of a 500-row
+    product (seen with OpenBLAS's Haswell kernel). Every product here has the same shape and
+    row ``i`` always sits at position ``i % ROW_BLOCK``, so a sample's features do not depend
+    on how many samples are generated, for any kernel and thread count.
+    """
+    n = rows.shape[0]
+    out = np.empty((n, width), dtype=np.float32)
+    block = np.zeros((ROW_BLOCK, rows.shape[1]), dtype=rows.dtype)
+    for start in range(0, n, ROW_BLOCK):
+        stop = min(start + ROW_BLOCK, n)
+        block[: stop - start] = rows[start:stop]
+        block[stop - start :] = 0
+        out[start:stop] = fn(block)[: stop - start]
+    return out
 
 
 def _trajectories(

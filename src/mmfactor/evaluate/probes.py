@@ -7,8 +7,10 @@ here). Features are standardised with train statistics.
 
 Protocols:
 
-- ``linear-probe``: multinomial logistic regression (Newton-Cholesky up to
-  :data:`NEWTON_MAX_COEF` coefficients, else lbfgs), ``C`` from :data:`LINEAR_C_GRID`,
+- ``linear-probe``: logistic regression, ``C`` from :data:`LINEAR_C_GRID`; two classes by
+  Newton's method with a float32 Hessian (:mod:`mmfactor.evaluate.logistic`), more classes
+  multinomial (scikit-learn's Newton-Cholesky up to :data:`NEWTON_MAX_COEF` coefficients,
+  else lbfgs),
   fitted to convergence (a fit that raises scikit-learn's ``ConvergenceWarning`` is retried
   with a larger iteration budget, and dropped from the grid if it still does not converge,
   so no such warning ever leaks). Regression: ridge on the standardised target, ``alpha``
@@ -36,6 +38,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from threadpoolctl import ThreadpoolController
 
 from mmfactor.errors import InputError
+from mmfactor.evaluate.logistic import logistic_path
 from mmfactor.evaluate.metrics import (
     classification_metrics,
     r2_columns,
@@ -59,8 +62,9 @@ LINEAR_MAX_ITER = (1_000, 10_000)
 #: (2800 x 192-640, two classes, the whole C grid) 7.6 s against 44 s for 20 probes, test
 #: accuracies within 0.01 (Newton's solutions are the more converged ones).
 NEWTON_MAX_COEF = 1024
-#: Solver tolerance on the (projected) gradient of the *mean* log-loss (scikit-learn scales the
-#: objective by 1 / (C n)), the scikit-learn default.
+#: Multinomial solvers' tolerance on the (projected) gradient of the *mean* log-loss
+#: (scikit-learn scales the objective by 1 / (C n)), the scikit-learn default. The two-class
+#: solver stops at 1e-6 (see :func:`mmfactor.evaluate.logistic.logistic_path`).
 LINEAR_TOL = 1e-4
 #: Ridge strength per train sample: ``alpha = lambda * n_train`` on the sum of squared
 #: errors, i.e. ``lambda`` on the mean squared error of the standardised target, so the grid
@@ -321,31 +325,45 @@ def _fit_converged(model: LogisticRegression, X: np.ndarray, y: np.ndarray) -> b
     return False
 
 
+def _select_C(
+    fits: list[Any], Zv: np.ndarray, yv: np.ndarray, grid_scores: dict[float | int, float]
+) -> _Fitted:
+    """The fit of the path with the best valid key (accuracy, then log-loss)."""
+    best: tuple[float, float] | None = None
+    best_model: Any = None
+    for model in fits:
+        key = _class_key(yv, model.predict_proba(Zv), model.classes_)
+        grid_scores[model.C] = key[0]
+        if best is None or key > best:
+            best, best_model = key, model
+    if best is None:
+        # C = 1e-3 is strongly convex and converges in a few iterations; not expected.
+        raise RuntimeError("linear probe: no value of C converged")
+    grid_scores = {C: grid_scores[C] for C in sorted(grid_scores)}  # the grid's order
+    return _Fitted(best_model, {"C": float(best_model.C)}, best, grid_scores, True)
+
+
 def _linear_classifier(Z: np.ndarray, y: np.ndarray, Zv: np.ndarray, yv: np.ndarray) -> _Fitted:
     # Warm starts along the increasing-C path: each solution is a good start for the next,
     # weaker-regularised problem, which cuts the iterations several-fold.
-    # Both solvers are deterministic (no seed); L2 and the multinomial loss are 1.9's defaults.
+    # All solvers are deterministic (no seed); L2 and the multinomial loss are 1.9's defaults.
     n_classes = np.unique(y).size
+    if n_classes == 2:
+        fits = logistic_path(Z, y, LINEAR_C_GRID)
+        grid: dict[float | int, float] = {f.C: float("nan") for f in fits if not f.converged}
+        return _select_C([f for f in fits if f.converged], Zv, yv, grid)
     n_coef = Z.shape[1] * (1 if n_classes == 2 else n_classes)
     solver = "newton-cholesky" if n_coef <= NEWTON_MAX_COEF else "lbfgs"
     model = LogisticRegression(tol=LINEAR_TOL, warm_start=True, solver=solver)
-    best: tuple[float, float] | None = None
-    best_model: LogisticRegression | None = None
-    grid_scores: dict[float | int, float] = {}
+    fits, grid_scores = [], {}
     for C in LINEAR_C_GRID:
         model.set_params(C=C)
-        if not _fit_converged(model, Z, y):
-            grid_scores[C] = float("nan")
-            continue
-        key = _class_key(yv, model.predict_proba(Zv), model.classes_)
-        grid_scores[C] = key[0]
-        if best is None or key > best:
+        if _fit_converged(model, Z, y):
             # The path model moves on; keep a copy of this fit (coefficients: K x D floats).
-            best, best_model = key, copy.deepcopy(model)
-    if best is None or best_model is None:
-        # C = 1e-3 is strongly convex and converges in a few iterations; not expected.
-        raise RuntimeError("linear probe: no value of C converged")
-    return _Fitted(best_model, {"C": float(best_model.C)}, best, grid_scores, True)
+            fits.append(copy.deepcopy(model))
+        else:
+            grid_scores[C] = float("nan")
+    return _select_C(fits, Zv, yv, grid_scores)
 
 
 def _ridge(
