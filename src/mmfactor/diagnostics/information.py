@@ -94,8 +94,10 @@ Example:
     ...     for b in (0, 1):
     ...         p[a, b, a ^ b] = 0.25  # Y = X1 xor X2
     >>> out = pid(p)
-    >>> round(out.synergy, 6), round(out.redundancy, 6), out.unique
-    (1.0, 0.0, {'x1': 0.0, 'x2': 0.0})
+    >>> round(out.synergy, 6), round(out.redundancy, 6) + 0.0  # + 0.0: no "-0.0"
+    (1.0, 0.0)
+    >>> {m: round(v, 6) + 0.0 for m, v in out.unique.items()}
+    {'x1': 0.0, 'x2': 0.0}
 """
 
 from __future__ import annotations
@@ -811,7 +813,7 @@ def bit_toy(case: str, n: int = 4000, noise: float = 0.05, seed: int = 0) -> Mul
 
     >>> from mmfactor.diagnostics import bit_toy, information_decomposition
     >>> out = information_decomposition(bit_toy("xor"), shuffles=0)
-    >>> round(out.synergy, 1), round(out.redundancy, 1)
+    >>> round(out.synergy, 1), round(out.redundancy, 1) + 0.0  # + 0.0: no "-0.0"
     (1.0, 0.0)
     """
     if case not in TOY_PARTS:
