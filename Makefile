@@ -26,8 +26,9 @@ test: $(STAMP) browser
 # NumPy; MKL and ATen on their AVX2 code paths for torch): a test that compares floats
 # computed on different shapes bit for bit passes under one kernel's blocking and fails
 # under another's (tools/blas_variant.py names a kernel this CPU runs, other than its own).
-BLAS_TESTS := tests/data tests/train tests/test_cli.py::test_killed_run_resumes_to_the_same_weights \
-  tests/test_cli.py::test_fit_resumes_and_refuses_a_different_config
+BLAS_TESTS := tests/data tests/train/test_engine.py tests/train/test_precision.py \
+  tests/train/test_gpu.py tests/test_cli.py::test_fit_resumes_and_refuses_a_different_config \
+  tests/train/test_ddp_and_resume.py::test_killed_run_resumes_to_the_same_weights
 test-blas: $(STAMP)
 	@coretype=$$($(BIN)/python tools/blas_variant.py); \
 	echo "test-blas: OPENBLAS_CORETYPE=$${coretype:-(native)} OPENBLAS_NUM_THREADS=1 MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2, one thread"; \
