@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from mmfactor.errors import InputError
+from mmfactor.yamlio import load_yaml_text
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "max_epochs": 20,
@@ -69,7 +70,7 @@ def parse_set(item: str) -> tuple[list[str], Any]:
             f"--set {item!r}: the key must start with data., method., train. or evaluate."
         )
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml_text(raw)
     except yaml.YAMLError as exc:
         raise InputError(
             f"--set {item!r}: cannot parse the value ({exc.__class__.__name__})"
@@ -99,7 +100,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping from ``path``; an :class:`InputError` naming the file otherwise."""
     p = Path(path)
     try:
-        doc = yaml.safe_load(p.read_text())
+        doc = load_yaml_text(p.read_text())
     except FileNotFoundError:
         raise InputError(f"{p}: no such config file") from None
     except yaml.YAMLError as exc:

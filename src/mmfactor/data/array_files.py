@@ -79,6 +79,7 @@ from mmfactor.data.arrays import as_target, random_splits
 from mmfactor.data.dataset import SPLITS, ModalityKind, ModalitySpec, MultimodalDataset, Target
 from mmfactor.data.files import file_error, warn_notes
 from mmfactor.errors import InputError
+from mmfactor.yamlio import load_yaml_text
 
 __all__ = ["H5Array", "load_arrays"]
 
@@ -383,7 +384,7 @@ def _side_file(path: Path) -> Path | None:
 def _read_mapping_file(where: Path) -> Any:
     try:
         text = where.read_text(encoding="utf-8")
-        return json.loads(text) if where.suffix.lower() == ".json" else yaml.safe_load(text)
+        return json.loads(text) if where.suffix.lower() == ".json" else load_yaml_text(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f"line {mark.line + 1}: " if mark is not None else ""

@@ -8,10 +8,9 @@ from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from mmfactor.data.dataset import ModalitySpec, TaskSpec
 from mmfactor.errors import InputError, unknown_name
+from mmfactor.yamlio import load_yaml_text
 
 if TYPE_CHECKING:
     from mmfactor.methods.base import Method
@@ -94,7 +93,7 @@ def default_config(name: str, family: str) -> dict[str, Any]:
     path = resources.files("mmfactor.methods") / "configs" / f"{name}.yaml"
     if not path.is_file():
         return {"method": {}, "train": {}}
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = load_yaml_text(path.read_text()) or {}
     out: dict[str, dict[str, Any]] = {"method": {}, "train": {}}
     for key in ("default", family):
         for section, values in (doc.get(key) or {}).items():

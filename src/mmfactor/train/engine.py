@@ -109,10 +109,10 @@ class LitMethod(L.LightningModule):
         if split == "train" and cfg["unlabeled_ratio"] > 0:
             pool = self.data.splits.get("unlabeled")
             if pool is None or len(pool) == 0:
-                hint = " (synthetic: set data.n_unlabeled)" if self.data.name == "synthetic" else ""
                 raise InputError(
                     f"train.unlabeled_ratio is {cfg['unlabeled_ratio']} but data set "
-                    f"{self.data.name!r} has no 'unlabeled' split{hint}"
+                    f"{self.data.name!r} has no 'unlabeled' split (a data option may add "
+                    "one, such as synthetic's n_unlabeled)"
                 )
             per_batch = world * max(1, round(cfg["unlabeled_ratio"] * batch_size / world))
         return make_loader(
