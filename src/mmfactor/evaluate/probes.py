@@ -54,13 +54,14 @@ TASK_KINDS = ("classification", "regression")
 LINEAR_C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2)
 #: Iteration budgets tried in turn for one ``C``; each fit stops at ``LINEAR_TOL`` first.
 LINEAR_MAX_ITER = (1_000, 10_000)
-#: The Newton-Cholesky solver fits problems with at most this many coefficients (features
-#: for two classes, features x classes for more); lbfgs the larger ones. Both minimise the
+#: For more than two classes, scikit-learn's Newton-Cholesky solver fits problems with at
+#: most this many coefficients (features x classes); lbfgs the larger ones. Both minimise the
 #: same strictly convex objective. Newton's Hessian costs O(n p^2) per iteration but it
 #: converges in ~10 iterations where lbfgs, on the ill-conditioned features of learned
 #: factors at weak regularisation, needs thousands: on factorcl-sup's factors of synthetic
 #: (2800 x 192-640, two classes, the whole C grid) 7.6 s against 44 s for 20 probes, test
-#: accuracies within 0.01 (Newton's solutions are the more converged ones).
+#: accuracies within 0.01 (Newton's solutions are the more converged ones). Two classes now
+#: go to :mod:`mmfactor.evaluate.logistic` (benchmarks/probe_speed.py: 2.6-4x faster again).
 NEWTON_MAX_COEF = 1024
 #: Multinomial solvers' tolerance on the (projected) gradient of the *mean* log-loss
 #: (scikit-learn scales the objective by 1 / (C n)), the scikit-learn default. The two-class
@@ -352,7 +353,7 @@ def _linear_classifier(Z: np.ndarray, y: np.ndarray, Zv: np.ndarray, yv: np.ndar
         fits = logistic_path(Z, y, LINEAR_C_GRID)
         grid: dict[float | int, float] = {f.C: float("nan") for f in fits if not f.converged}
         return _select_C([f for f in fits if f.converged], Zv, yv, grid)
-    n_coef = Z.shape[1] * (1 if n_classes == 2 else n_classes)
+    n_coef = Z.shape[1] * n_classes
     solver = "newton-cholesky" if n_coef <= NEWTON_MAX_COEF else "lbfgs"
     model = LogisticRegression(tol=LINEAR_TOL, warm_start=True, solver=solver)
     fits, grid_scores = [], {}
