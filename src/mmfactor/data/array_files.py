@@ -1,7 +1,7 @@
 """The generic ``arrays`` data set: modalities and targets from an ``.npz`` or HDF5 file.
 
-``spec/data.md`` section 6 (generic arrays) and section 7 (bad input). The file holds one
-array per modality, ``(N, D)`` vectors, ``(N, T, D)`` end-padded sequences or
+Any user data in the layout below; bad input is an ``InputError`` naming the file and key.
+The file holds one array per modality, ``(N, D)`` vectors, ``(N, T, D)`` end-padded sequences or
 ``(N, C, H, W)`` images, one array per target, and optionally a ``split`` array, per-modality
 presence flags ``(N,)`` and sequence lengths ``(N,)``.
 

@@ -1,4 +1,4 @@
-"""Real data sets shipped inside the package (spec/data.md section 3).
+"""Real data sets shipped inside the package.
 
 The files in ``mmfactor/data/files/`` are built by ``tools/embed_data.py`` from the raw CSVs;
 the package never reads the CSVs.

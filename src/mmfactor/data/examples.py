@@ -1,4 +1,4 @@
-"""Small files in the exact on-disk formats of ``spec/data.md`` sections 4 and 5, with a
+"""Small files in the exact on-disk formats of MultiBench's and MMSA's releases, with a
 learnable signal, for trying a pipeline before the real (licensed, non-shippable) files are
 at hand, and for the tests.
 
@@ -32,7 +32,7 @@ from mmfactor.data.dataset import MultimodalDataset
 from mmfactor.errors import InputError
 from mmfactor.io import atomic_write
 
-#: family -> (Dv, Da, label kind, id form) from ``spec/data.md`` section 4.
+#: family -> (Dv, Da, label kind, id form) of the MultiBench releases.
 MULTIBENCH_FAMILIES = {
     "mosi_raw": (35, 74, "sentiment", "string"),
     "mosei": (35, 74, "sentiment", "mult"),

@@ -1,4 +1,4 @@
-"""``factorcl-synthetic``: the generator released with FactorCL (spec/data.md section 2).
+"""``factorcl-synthetic``: the generator released with FactorCL (Liang et al., NeurIPS 2023).
 
 Latents ``w_s`` in R^10 and ``w_1``, ``w_2`` in R^6, each ``N(0, 0.5 I)``. We read ``0.5 I``
 as the *covariance* (variance 0.5, standard deviation ``sqrt(0.5)``), as the released code

@@ -101,7 +101,7 @@ class SplitFields:
 
     def features(self, key: str, ndim: int, neg_inf_to_zero: bool = False) -> np.ndarray:
         """A float32 feature array; NaN/inf are an error, except ``-inf`` -> 0 when asked
-        (the audio policy of ``spec/data.md``: COVAREP writes ``-inf`` for log energies of
+        (the audio policy of the affect loaders: COVAREP writes ``-inf`` for log energies of
         silence). The number replaced is reported in :meth:`notes`."""
         arr = self.array(key, ndim).astype(np.float32, copy=False)
         finite = np.isfinite(arr)
@@ -261,7 +261,7 @@ def assemble(
     )
 
 
-#: File names of the public releases -> loader (``spec/data.md`` sections 4 and 5).
+#: File names of the public releases -> loader (MultiBench and MMSA).
 KNOWN_FILES = {
     **dict.fromkeys(
         ("mosi_raw", "mosi_data", "mosei_senti_data", "mosei_raw", "humor", "sarcasm"),

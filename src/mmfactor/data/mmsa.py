@@ -1,4 +1,4 @@
-"""MMSA's processed pickles (``spec/data.md`` section 5): ``MOSI|MOSEI/Processed/
+"""MMSA's processed pickles (Mao et al., ACL 2022 demo): ``MOSI|MOSEI/Processed/
 {aligned_50,unaligned_50}.pkl`` and ``SIMS/Processed/unaligned_39.pkl``.
 
 Format: ``train`` / ``valid`` / ``test``, each a dict of ``text`` ``(N, 50, 768)`` BERT token

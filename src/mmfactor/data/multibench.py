@@ -1,4 +1,4 @@
-"""MultiBench's affect pickles (``spec/data.md`` section 4): CMU-MOSI (``mosi_raw.pkl``,
+"""MultiBench's affect pickles (Liang et al., NeurIPS 2021 Datasets): CMU-MOSI (``mosi_raw.pkl``,
 ``mosi_data.pkl``), CMU-MOSEI (``mosei_senti_data.pkl``, ``mosei_raw.pkl``), UR-FUNNY
 (``humor.pkl``) and MUStARD (``sarcasm.pkl``).
 
@@ -58,7 +58,7 @@ from mmfactor.errors import InputError
 MODALITIES = ("text", "audio", "vision")
 LABELS = ("auto", "sentiment", "binary")
 
-#: (Dv, Da) -> the files that have them (``spec/data.md``), for ``data inspect``.
+#: (Dv, Da) -> the files that have them, for ``data inspect``.
 FAMILIES = {
     (35, 74): "CMU-MOSI raw / CMU-MOSEI (mosi_raw.pkl, mosei_*.pkl)",
     (20, 5): "CMU-MOSI (mosi_data.pkl)",

@@ -1,4 +1,4 @@
-"""``synthetic``: the ground-truth benchmark of spec/data.md section 1.
+"""``synthetic``: mmfactor's ground-truth benchmark of shared, unique and synergistic signals.
 
 Every sample has Gaussian, unit-variance latents: a shared ``w_s`` (``d_shared``), a unique
 ``w_m`` (``d_unique``) per modality, a shared nuisance ``n_s`` (``d_nuisance``) seen by every

@@ -1,6 +1,6 @@
 """Cross-modal fusion for unaligned sequences: :func:`sparsemax` and
 :class:`CrossModalFusion`, MIRD's word-wise sparse attention with a gated addition (Qian et
-al. 2024, ``spec/methods.md`` section 4).
+al. 2024).
 
 Example:
     >>> from mmfactor.data.dataset import ModalitySpec

@@ -1,6 +1,6 @@
 """Mutual-information estimators: critics, lower and upper bounds, conditional versions.
 
-Small composable modules (``spec/methods.md`` section 1) that methods use as loss terms
+Small composable modules that methods use as loss terms
 (``mi``, differentiable, in nats) and train in the engine's estimator step
 (``learning_loss``), and that a user can fit on two arrays::
 

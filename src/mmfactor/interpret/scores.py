@@ -1,6 +1,6 @@
 """Score gradients: where on the input a per-sample score (MUCMM's common and individual
 scores) comes from (Shi & Niethammer 2023, abstract: "gradients of the scores ... on the
-input"; ``spec/methods.md`` section 5).
+input").
 
 :func:`score_gradients` returns ``d s(sample) / d x_m(sample)`` for every score of a model
 with ``scores(batch) -> {name: (B,)}`` and every modality, shaped like the input (the model

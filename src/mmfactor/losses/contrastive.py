@@ -51,7 +51,7 @@ class SupConLoss(nn.Module):
     ``views`` ``(B, V, d)``: V views per sample (here: one per modality); ``labels`` ``(B,)``.
     Every other view of a sample with the same label is a positive; the anchor itself is
     excluded from the denominator. Features are L2-normalised (the FactorCL reference code
-    forgets this; see ``spec/methods.md``). With all labels distinct it reduces to the
+    forgets this). With all labels distinct it reduces to the
     multi-view InfoNCE of SimCLR.
     """
 

@@ -1,7 +1,7 @@
 """``factorcl-sup`` and ``factorcl-ssl``: Factorized Contrastive Learning.
 
 Liang, Deng, Ma, Zou, Morency, Salakhutdinov, "Factorized Contrastive Learning: Going Beyond
-Multi-view Redundancy", NeurIPS 2023 (arXiv 2306.05268); ``spec/methods.md`` section 2.
+Multi-view Redundancy", NeurIPS 2023 (arXiv 2306.05268).
 
 Task-relevant information splits into shared S = I(X1; X2; Y) and unique
 U_i = I(X_i; Y | X_{-i}) (Sec. 3). FactorCL keeps lower bounds of what should be kept and

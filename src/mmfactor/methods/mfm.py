@@ -1,5 +1,5 @@
 """``mfm``: the Multimodal Factorization Model (Tsai, Liang, Zadeh, Morency, Salakhutdinov,
-"Learning Factorized Multimodal Representations", ICLR 2019; ``spec/methods.md`` section 3).
+"Learning Factorized Multimodal Representations", ICLR 2019).
 
 Latents: a multimodal discriminative code ``Z_y`` inferred from all modalities, and one
 generative code ``Z_m`` per modality inferred from ``x_m`` alone. Factors ``F_y =

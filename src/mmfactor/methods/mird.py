@@ -1,5 +1,5 @@
 """``mird``: Mutual Information-based Representations Disentanglement (Qian, Han, Li, He,
-Zheng, Zheng, arXiv 2409.12408, 2024; ``spec/methods.md`` section 4).
+Zheng, Zheng, arXiv 2409.12408, 2024).
 
 One modality-agnostic representation ``z_S``, learned jointly from all modalities, and one
 modality-specific ``z_m`` per modality; they are kept apart by minimising CLUB estimates of

@@ -1,5 +1,5 @@
 """``misa``: Modality-Invariant and -Specific Representations (Hazarika, Zimmermann, Poria,
-ACM MM 2020; ``spec/methods.md`` section 6), the orthogonality baseline MIRD argues against.
+ACM MM 2020), the orthogonality baseline MIRD argues against.
 
 Each modality's utterance encoding ``u_m`` (its encoder, then ``Linear -> ReLU ->
 LayerNorm`` to ``hidden``) is split by a weight-tied shared projection ``h^c_m = E_c(u_m)``

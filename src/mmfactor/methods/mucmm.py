@@ -1,5 +1,5 @@
 """``mucmm``: Multimodal Understanding through Correlation Maximization and Minimization
-(Shi & Niethammer, arXiv 2305.03125, 2023; ``spec/methods.md`` section 5).
+(Shi & Niethammer, arXiv 2305.03125, 2023).
 
 Only the abstract is public (no equations, no code), so every choice below is ours, a
 reading of the abstract, and marked *design choice*. The abstract's elements: a lightweight

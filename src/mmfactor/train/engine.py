@@ -1,7 +1,7 @@
 """The training engine. PyTorch Lightning drives the loop, devices, data parallelism,
 precision, checkpoint I/O, logging and the progress bar; :class:`LitMethod` adds the
 alternation of a main step and estimator steps that methods with estimator networks need
-(``spec/methods.md``), and :class:`RunKeeper` the end-of-epoch validation, best weights,
+(the method docstrings), and :class:`RunKeeper` the end-of-epoch validation, best weights,
 early stopping and periodic checkpoints.
 """
 
