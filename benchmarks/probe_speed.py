@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 import mmfactor as mf
 from mmfactor.evaluate.logistic import logistic_path
-from mmfactor.evaluate.probes import LINEAR_C_GRID, LINEAR_TOL
+from mmfactor.evaluate.probe_fits import LINEAR_C_GRID, LINEAR_TOL
 
 
 def features(data: mf.MultimodalDataset, width: int) -> np.ndarray:

@@ -44,9 +44,8 @@ def native_kernel() -> str:
 
 
 def other_kernel() -> str:
-    """The first kernel after the native one in :data:`KERNELS` (wrapping around) that the
-    CPU supports, preferring Haswell's AVX2 kernel, which blocks products differently from
-    both its neighbours."""
+    """The first kernel of Haswell, SkylakeX, Sandybridge, Nehalem that is not the one in use
+    and that the CPU supports (Haswell's is the kernel that showed the fault in issue 25)."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return ""
     flags, native = cpu_flags(), native_kernel().lower()

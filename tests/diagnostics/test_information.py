@@ -17,7 +17,7 @@ from mmfactor.diagnostics import (
     information_decomposition,
     pid,
 )
-from mmfactor.diagnostics.information import _broja
+from mmfactor.diagnostics.pid import _broja
 from mmfactor.errors import InputError
 
 METHODS = ("broja", "imin")

@@ -3,13 +3,8 @@ the information two modalities carry about a target splits into redundancy, uniq
 information and synergy)."""
 
 from mmfactor.diagnostics.dependence import factor_dependence, hsic, top_canonical_correlation
-from mmfactor.diagnostics.information import (
-    TOY_PARTS,
-    InformationDecomposition,
-    bit_toy,
-    information_decomposition,
-    pid,
-)
+from mmfactor.diagnostics.information import TOY_PARTS, bit_toy, information_decomposition
+from mmfactor.diagnostics.pid import InformationDecomposition, pid
 
 __all__ = [
     "TOY_PARTS",

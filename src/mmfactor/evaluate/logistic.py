@@ -120,6 +120,11 @@ class _Curvature:
         H[diagonal, diagonal] += l2
         return H
 
+    def quadratic_form(self, step: np.ndarray, l2: float) -> float:
+        """``step^T H step`` at penalty ``l2``, without forming ``H``."""
+        assert self.data is not None
+        return float(step @ self.data @ step + l2 * (step[:-1] @ step[:-1]))
+
     def newton_step(self, grad: np.ndarray, l2: float, prob: np.ndarray) -> np.ndarray:
         """``-H^-1 grad``. A float32 block that is not numerically positive definite is
         recomputed in float64 at the current point; failing that too (only at an extreme
@@ -176,7 +181,7 @@ def _fit_one(
             if loss_new <= loss + ARMIJO * t * slope or abs(loss_new - loss) <= rounding * loss:
                 break
             t *= 0.5
-        decrement = float(step @ curvature.hessian(l2) @ step)
+        decrement = curvature.quadratic_form(step, l2)
         previous = np.max(np.abs(grad))
         theta, eta, loss = candidate, eta_new, loss_new
         prob, grad = _gradient(Z, y, theta, eta, l2)
