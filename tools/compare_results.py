@@ -18,6 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from mmfactor.bench.runner import read_records
+
 KEY_FIELDS = (
     "dataset",
     "bench_target",
@@ -37,12 +39,7 @@ def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def read(path: Path) -> dict[tuple[Any, ...], float]:
-    out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            out[record_key(r)] = r["value"]
-    return out
+    return {record_key(r): r["value"] for r in read_records(path)}
 
 
 def main(argv: list[str] | None = None) -> int:
