@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from mmfactor.errors import InputError
-from mmfactor.losses import InfoNCE, SupConLoss
+from mmfactor.losses import InfoNCELoss, SupConLoss
 
 
 def naive_infonce(a, b, tau):
@@ -23,14 +23,14 @@ def naive_infonce(a, b, tau):
 def test_infonce_matches_definition():
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(6, 3, generator=g), torch.randn(6, 3, generator=g)
-    assert torch.allclose(InfoNCE(0.5)(a, b), naive_infonce(a, b, 0.5), atol=1e-5)
+    assert torch.allclose(InfoNCELoss(0.5)(a, b), naive_infonce(a, b, 0.5), atol=1e-5)
 
 
 def test_infonce_bound_and_alignment():
     g = torch.Generator().manual_seed(1)
     a = torch.randn(64, 8, generator=g)
-    aligned = InfoNCE(0.05)(a, a)
-    random = InfoNCE(0.05)(a, torch.randn(64, 8, generator=g))
+    aligned = InfoNCELoss(0.05)(a, a)
+    random = InfoNCELoss(0.05)(a, torch.randn(64, 8, generator=g))
     assert aligned < random
     assert random > 0.5 * math.log(64)  # unrelated views: near log B
 
@@ -59,6 +59,6 @@ def test_supcon_matches_definition():
 
 def test_temperature_validated():
     with pytest.raises(InputError, match="temperature"):
-        InfoNCE(0.0)
+        InfoNCELoss(0.0)
     with pytest.raises(InputError, match="temperature"):
         SupConLoss(-1)

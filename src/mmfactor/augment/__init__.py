@@ -43,8 +43,8 @@ from mmfactor.augment.vector import (
     rand,
 )
 from mmfactor.data.dataset import ModalitySpec
+from mmfactor.distributed import rank_share
 from mmfactor.errors import InputError
-from mmfactor.losses.distributed import rank_share
 
 __all__ = [
     "Augmentation",

@@ -9,7 +9,7 @@ Every transform works on a whole batch at once (no loop over samples), randomise
 independently, draws its random numbers on ``x.device`` and is seeded by a
 :class:`torch.Generator`, given at call time or held by the module (call time wins). Under
 data parallelism each process cuts its rows' numbers from one draw for the global batch
-(:func:`~mmfactor.losses.distributed.rank_share`), so a sample is augmented as one process
+(:func:`~mmfactor.distributed.rank_share`), so a sample is augmented as one process
 would augment it. All have
 the signature ``forward(x, mask=None, generator=None) -> (x_aug, mask_aug)``; vector inputs have
 ``mask=None`` and get ``None`` back. Transforms apply whenever called, in training or
@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmfactor.distributed import rank_share, sum_over_ranks
 from mmfactor.errors import InputError
-from mmfactor.losses.distributed import rank_share, sum_over_ranks
 
 Output = tuple[torch.Tensor, torch.Tensor | None]
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mmfactor.data.dataset import ModalitySpec
+from mmfactor.distributed import GlobalBatchNorm2d
 from mmfactor.encoders import (
     Encoder,
     check_bool,
@@ -20,7 +21,6 @@ from mmfactor.encoders import (
     register_encoder,
 )
 from mmfactor.errors import InputError
-from mmfactor.losses.distributed import GlobalBatchNorm2d
 
 
 @register_encoder("cnn")

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from mmfactor.data.dataset import ModalitySpec
+from mmfactor.distributed import GlobalBatchNorm1d
 from mmfactor.encoders import (
     Encoder,
     check_bool,
@@ -20,7 +21,6 @@ from mmfactor.encoders import (
     check_probability,
     register_encoder,
 )
-from mmfactor.losses.distributed import GlobalBatchNorm1d
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 

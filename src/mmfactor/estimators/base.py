@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmfactor.distributed import gather, gather_nograd, local_rows, world_size
 from mmfactor.errors import InputError
-from mmfactor.losses.distributed import gather, gather_nograd, local_rows, world_size
 
 CONDITIONS = ("concat", "negatives", "both")
 

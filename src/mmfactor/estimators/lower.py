@@ -16,10 +16,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mmfactor.distributed import gather, gather_nograd
 from mmfactor.errors import InputError
 from mmfactor.estimators.base import MIEstimator, Pairs, row_logmeanexp, row_mean
 from mmfactor.estimators.critics import Hidden, build_critic
-from mmfactor.losses.distributed import gather, gather_nograd
 
 
 class CriticEstimator(MIEstimator):

@@ -15,11 +15,11 @@ import math
 import torch
 from torch import nn
 
+from mmfactor.distributed import gather
 from mmfactor.errors import InputError
 from mmfactor.estimators.base import MIEstimator, row_logmeanexp, row_mean
 from mmfactor.estimators.critics import Hidden, hidden_sizes, mlp
 from mmfactor.estimators.lower import CriticEstimator, infonce_terms
-from mmfactor.losses.distributed import gather
 
 
 class GaussianConditional(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mmfactor.losses.distributed import mean_over_ranks
+from mmfactor.distributed import mean_over_ranks
 
 
 def log_balanced(loss: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

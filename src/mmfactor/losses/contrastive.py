@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmfactor.distributed import gather, gather_nograd, local_rows
 from mmfactor.errors import InputError
-from mmfactor.losses.distributed import gather, gather_nograd, local_rows
 
 
-class InfoNCE(nn.Module):
+class InfoNCELoss(nn.Module):
     """Symmetric InfoNCE (NT-Xent) between two views, as in CLIP (Radford et al. 2021).
 
     For L2-normalised ``a``, ``b`` ``(B, d)`` and temperature tau, the loss is the mean of
@@ -23,7 +23,7 @@ class InfoNCE(nn.Module):
     the InfoNCE lower bound on I(A; B) (van den Oord et al. 2018) for the dot-product critic.
 
     Example:
-        >>> loss = InfoNCE(temperature=0.1)
+        >>> loss = InfoNCELoss(temperature=0.1)
         >>> float(loss(torch.randn(8, 4), torch.randn(8, 4))) > 0
         True
     """

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmfactor.distributed import gather
 from mmfactor.errors import InputError
-from mmfactor.losses.distributed import gather
 
 
 def covariance_factors(

@@ -1,7 +1,7 @@
 """``clip``: symmetric cross-modal InfoNCE (CLIP, Radford et al. 2021; "SimCLR" in FactorCL).
 
 Each modality is encoded and projected (``Proj_m``) to a common space; the loss is the
-symmetric InfoNCE (:class:`~mmfactor.losses.InfoNCE`) between L2-normalised projections,
+symmetric InfoNCE (:class:`~mmfactor.losses.InfoNCELoss`) between L2-normalised projections,
 averaged over all modality pairs. It learns what the modalities share (redundant
 information, nuisance included) and has no reason to keep what only one of them holds.
 
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mmfactor.data.batching import Batch
-from mmfactor.losses import InfoNCE
+from mmfactor.losses import InfoNCELoss
 from mmfactor.methods.base import Factors, Loss, Method
 from mmfactor.methods.heads import modality_heads
 from mmfactor.methods.registry import register
@@ -46,7 +46,7 @@ class CLIP(Method):
         super().__init__(modalities, embed_dim, **kwargs)
         self.proj_dim, self.proj_hidden = proj_dim, proj_hidden
         self.projections = self.projection_heads()
-        self.infonce = InfoNCE(temperature)
+        self.infonce = InfoNCELoss(temperature)
 
     def projection_heads(self) -> nn.ModuleDict:
         """One ``embed_dim -> proj_hidden -> proj_dim`` head per modality."""

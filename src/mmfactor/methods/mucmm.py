@@ -67,10 +67,10 @@ import torch
 from torch import nn
 
 from mmfactor.data.batching import Batch
+from mmfactor.distributed import GlobalBatchNorm1d, gather, gather_nograd
 from mmfactor.encoders.external import ExternalEncoder
 from mmfactor.errors import InputError
 from mmfactor.losses.correlation import TotalCorrelation, correlation_matrix
-from mmfactor.losses.distributed import GlobalBatchNorm1d, gather, gather_nograd
 from mmfactor.methods.base import Factors, Loss, Method, encoder_name
 from mmfactor.methods.heads import MLPHead
 from mmfactor.methods.registry import register

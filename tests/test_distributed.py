@@ -4,14 +4,14 @@ loss and gradients of one process holding the whole batch."""
 import torch
 from tests.gloo import half, two_processes
 
-from mmfactor.losses import InfoNCE, SupConLoss
+from mmfactor.losses import InfoNCELoss, SupConLoss
 
 
 def _worker(rank: int, a, b, labels):
     rows = half(rank, a.shape[0])
     a_r = a[rows].clone().requires_grad_(True)
     b_r = b[rows].clone().requires_grad_(True)
-    loss = InfoNCE(0.2)(a_r, b_r)
+    loss = InfoNCELoss(0.2)(a_r, b_r)
     loss.backward()
     views = torch.stack([a[rows], b[rows]], 1).clone().requires_grad_(True)
     sup = SupConLoss(0.2)(views, labels[rows])
@@ -26,7 +26,7 @@ def test_two_processes_equal_one():
     out = two_processes(_worker, a, b, labels)
 
     a1, b1 = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
-    full = InfoNCE(0.2)(a1, b1)
+    full = InfoNCELoss(0.2)(a1, b1)
     full.backward()
     views = torch.stack([a, b], 1).clone().requires_grad_(True)
     full_sup = SupConLoss(0.2)(views, labels)
@@ -44,8 +44,8 @@ def test_two_processes_equal_one():
 def _batch_statistics_worker(rank: int, x, img, w):
     from mmfactor.augment import default_augmentation
     from mmfactor.data.dataset import ModalitySpec
+    from mmfactor.distributed import GlobalBatchNorm1d, GlobalBatchNorm2d
     from mmfactor.losses import CMD, SoftOrthogonality
-    from mmfactor.losses.distributed import GlobalBatchNorm1d, GlobalBatchNorm2d
 
     rows = half(rank, x.shape[0])
     x_r = x[rows].clone().requires_grad_(True)
