@@ -38,7 +38,7 @@ import mmfactor as mf
 from mmfactor.data.batching import Batch, make_loader
 from mmfactor.estimators.critics import ConcatCritic
 from mmfactor.methods.factorcl import FactorCLSup
-from mmfactor.train.engine import build_optimizer
+from mmfactor.optim import build_optimizer
 
 DATA = "factorcl-synthetic"
 REFERENCE_SAMPLES_PER_SECOND = 25.0  # the figure for the released code
@@ -124,7 +124,7 @@ def released_code_critics() -> Iterator[None]:
     def label_on_all_pairs(
         self: FactorCLSup, m: str, z: torch.Tensor, ey: torch.Tensor, y: torch.Tensor
     ) -> torch.Tensor:
-        return self.nce_label[m].mi(z, ey)
+        return self.nce_y[m].mi(z, ey)
 
     forward, label_nce = ConcatCritic.forward, FactorCLSup.label_nce
     ConcatCritic.forward = tiled  # type: ignore[method-assign]

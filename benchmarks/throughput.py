@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import mmfactor as mf
 from mmfactor.data.batching import make_loader
-from mmfactor.train.engine import build_optimizer
+from mmfactor.optim import build_optimizer
 
 
 def matmul_gflops(

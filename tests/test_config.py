@@ -66,3 +66,74 @@ def test_bad_yaml_still_names_the_file(tmp_path) -> None:
     path.write_text("train: [1e-3\n")
     with pytest.raises(InputError, match="bad.yaml"):
         load_yaml(path)
+
+
+# The families before each data set declared its own (config.dataset_family's hard-coded
+# rule: multibench and mmsa files are sequences; every other data set is its own family).
+FAMILIES = {
+    "synthetic": "synthetic",
+    "factorcl-synthetic": "factorcl-synthetic",
+    "uci-mfeat": "uci-mfeat",
+    "nutrimouse": "nutrimouse",
+    "multibench": "sequence",
+    "mmsa": "sequence",
+    "arrays": "arrays",
+    "linear": "linear",
+}
+
+
+def test_every_data_set_declares_the_family_it_had() -> None:
+    from mmfactor.config import dataset_family
+    from mmfactor.data import available
+
+    assert set(available()) == set(FAMILIES)  # a new data set: add its family here
+    for name, family in FAMILIES.items():
+        assert dataset_family(name) == family
+        assert dataset_family(name, {"path": "x.pkl", "seed": 1}) == family
+    assert dataset_family("synthetic", {"kind": "sequence"}) == "sequence"
+    assert dataset_family("synthetic", {"kind": "vector", "n": 10}) == "synthetic"
+    assert dataset_family("not-registered") == "not-registered"
+
+
+def test_a_registered_loader_declares_its_family() -> None:
+    from mmfactor.config import dataset_family
+    from mmfactor.data import registry
+
+    before = dict(registry._LOADERS)
+    try:
+        registry.register_loader("my-seq", "mmfactor.data.linear", "load_linear", "sequence")
+        registry.register_loader(
+            "my-kind",
+            "mmfactor.data.linear",
+            "load_linear",
+            lambda options: "sequence" if options.get("steps") else "my-kind",
+        )
+        registry.register_loader("my-own", "mmfactor.data.linear", "load_linear")
+        assert dataset_family("my-seq") == "sequence"
+        assert dataset_family("my-kind", {"steps": 5}) == "sequence"
+        assert dataset_family("my-kind") == "my-kind"
+        assert dataset_family("my-own") == "my-own"
+    finally:
+        registry._LOADERS.clear()
+        registry._LOADERS.update(before)
+
+
+def test_set_errors_name_the_sets_argument() -> None:
+    with pytest.raises(InputError, match=r"^sets: expected section.key=value, got 'oops'$"):
+        parse_set("oops")
+    with pytest.raises(InputError, match=r"^sets: the key of 'lr=1' must start with data\."):
+        parse_set("lr=1")
+
+
+def test_train_section_checks_name_the_key() -> None:
+    base = {"train": {"max_epochs": 1}}
+    with pytest.raises(InputError, match=r"^train: batch_size must be an integer >= 1"):
+        resolve("clip", "synthetic", config=base, sets=["train.batch_size=0"])
+    with pytest.raises(
+        InputError, match=r"^train: optimizer must be one of adam, adamw, sgd, got 'lion'"
+    ):
+        resolve("clip", "synthetic", config=base, sets=["train.optimizer=lion"])
+    with pytest.raises(InputError, match=r"^train: patience .*\(0: no early stopping\), got -1"):
+        resolve("clip", "synthetic", config=base, sets=["train.patience=-1"])
+    cfg = resolve("clip", "synthetic", sets=["train.checkpoint_interval=.inf"])
+    assert cfg["train"]["checkpoint_interval"] == float("inf")  # accepted, as before

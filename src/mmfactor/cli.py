@@ -19,6 +19,33 @@ from typing import Any, NoReturn
 from mmfactor import __version__
 from mmfactor.errors import InputError
 
+#: Per command, the flag that passes each library argument: a library error names the Python
+#: argument at fault (InputError.argument), the command line names the flag instead.
+FLAGS: dict[str, dict[str, str]] = {
+    "fit": {"sets": "--set", "target": "--target", "out": "--out"},
+    "evaluate": {"missing": "--missing", "targets": "--targets"},
+    "bench": {
+        "methods": "--methods",
+        "datasets": "--datasets",
+        "seeds": "--seeds",
+        "sets": "--set",
+        "specs": "--data",
+    },
+}
+
+
+def error_line(exc: InputError, command: str | None) -> str:
+    """The one-line message of ``exc`` as ``command`` reports it: a leading argument name
+    (``missing: ...``) becomes the command's flag (``--missing: ...``)."""
+    message = str(exc)
+    flag = FLAGS.get(command or "", {}).get(exc.argument or "")
+    if flag is None or exc.argument is None:
+        return message
+    rest = message[len(exc.argument) :]
+    if message.startswith(exc.argument) and not (rest[:1].isalnum() or rest[:1] == "_"):
+        return flag + rest
+    return f"{flag}: {message}"
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse exits 2 with usage; keep it one line
@@ -122,6 +149,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     suite = get_suite(args.suite)
     if args.data:
         suite = suite.with_files([_data_arg(spec) for spec in args.data])
+    elif not suite.datasets:
+        raise InputError(
+            f"bench suite {suite.name!r} runs on files: give them with --data NAME:PATH, e.g. "
+            "--data multibench:/data/mosi_raw.pkl"
+        )
 
     def split(s: str) -> list[str]:
         return [x for x in s.split(",") if x]
@@ -278,11 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
+    command = None
     try:
         args = build_parser().parse_args(argv)
+        command = args.command
         return int(args.func(args))
     except InputError as exc:
-        print(f"mmfactor: error: {exc}", file=sys.stderr)
+        print(f"mmfactor: error: {error_line(exc, command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mmfactor: interrupted", file=sys.stderr)

@@ -1,9 +1,9 @@
 """Run configuration: sections ``data``, ``method``, ``train``, ``evaluate``.
 
 Resolution order (later wins): engine defaults, the method's documented default for the
-data set family, a user YAML file, explicit options (``--epochs``, ``--seed``), and
-``--set section.key=value`` overrides. Every key is validated: a key that does not exist is
-an :class:`InputError` naming it.
+data set family, a user YAML file, ``section.key=value`` strings (``sets``; the CLI's
+``--set``), and explicit options (``overrides``; the CLI's ``--epochs``, ``--seed``). Every
+key is validated: a key that does not exist is an :class:`InputError` naming it.
 """
 
 from __future__ import annotations
@@ -16,64 +16,49 @@ from typing import Any
 import yaml
 
 from mmfactor.errors import InputError
+from mmfactor.io import write_yaml
+from mmfactor.train.options import TrainOptions, train_defaults
 from mmfactor.yamlio import load_yaml_text
 
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "max_epochs": 20,
-    "batch_size": 256,
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "optimizer": "adam",
-    "seed": 0,
-    "target": None,
-    "patience": 5,
-    "monitor": "valid/loss",
-    "restore_best": True,
-    "checkpoint_interval": 30.0,
-    "estimator_lr": 1e-3,
-    "estimator_optimizer": "adam",
-    "unlabeled_ratio": 0.0,
-    "accelerator": "cpu",
-    "devices": 1,
-    "num_nodes": 1,
-    "strategy": "auto",
-    "precision": "32-true",
-    "num_workers": 0,
-    "deterministic": True,
-    "progress": True,
-}
+TRAIN_DEFAULTS: dict[str, Any] = train_defaults()
 EVALUATE_DEFAULTS: dict[str, Any] = {
     "protocol": "linear-probe",
     "targets": None,
     "missing": [],
     "batch_size": 1024,
 }
-OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 def dataset_family(name: str, options: Mapping[str, Any] | None = None) -> str:
-    """The default-config family of a data set: its own name, or ``sequence`` for files of
-    sequences (``multibench``, ``mmsa``) and sequence-kind synthetic data."""
-    if name in ("multibench", "mmsa") or (options or {}).get("kind") == "sequence":
-        return "sequence"
-    return name
+    """The default-config family of a data set, as its registry entry declares it
+    (:func:`mmfactor.data.registry.config_family`): its own name, or for example ``sequence`` for
+    files of sequences (``multibench``, ``mmsa``) and sequence-kind synthetic data."""
+    from mmfactor.data.registry import config_family
+
+    return config_family(name, options)
 
 
 def parse_set(item: str) -> tuple[list[str], Any]:
-    """``"train.lr=1e-3"`` -> ``(["train", "lr"], 0.001)``; values are parsed as YAML."""
+    """``"train.lr=1e-3"`` -> ``(["train", "lr"], 0.001)``; values are parsed as YAML.
+
+    ``item`` is one of :func:`resolve`'s ``sets``: errors name that argument (the CLI's
+    ``--set``).
+    """
     if "=" not in item:
-        raise InputError(f"--set {item!r}: expected section.key=value")
+        raise InputError(f"sets: expected section.key=value, got {item!r}", argument="sets")
     key, _, raw = item.partition("=")
     path = key.strip().split(".")
     if len(path) < 2 or path[0] not in ("data", "method", "train", "evaluate"):
         raise InputError(
-            f"--set {item!r}: the key must start with data., method., train. or evaluate."
+            f"sets: the key of {item!r} must start with data., method., train. or evaluate.",
+            argument="sets",
         )
     try:
         value = load_yaml_text(raw)
     except yaml.YAMLError as exc:
         raise InputError(
-            f"--set {item!r}: cannot parse the value ({exc.__class__.__name__})"
+            f"sets: cannot parse the value of {item!r} ({exc.__class__.__name__})",
+            argument="sets",
         ) from None
     return path, value
 
@@ -149,7 +134,7 @@ def resolve(
         "evaluate": copy.deepcopy(EVALUATE_DEFAULTS),
     }
     # The family (and so the method's defaults) depends on data options, which may come from
-    # any later layer (e.g. `--set data.kind=sequence`): resolve the data section first.
+    # any later layer (e.g. sets=["data.kind=sequence"]): resolve the data section first.
     data_section = copy.deepcopy(cfg["data"])
     _merge(data_section, user.get("data") or {})
     for item in sets:
@@ -182,49 +167,11 @@ def _check_keys(section: str, values: Mapping[str, Any], known: Mapping[str, Any
 
 
 def validate_train(train: Mapping[str, Any]) -> None:
-    """Type and range checks on the ``train`` section."""
-
-    def positive_int(key: str) -> None:
-        v = train[key]
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise InputError(f"train.{key} must be a positive integer, got {v!r}")
-
-    for key in ("max_epochs", "batch_size", "devices", "num_nodes"):
-        positive_int(key)
-    every = train["checkpoint_interval"]
-    if not isinstance(every, int | float) or isinstance(every, bool) or every < 0:
-        raise InputError(
-            f"train.checkpoint_interval must be a non-negative number of seconds (0: every "
-            f"epoch), got {every!r}"
-        )
-    for key in ("lr", "estimator_lr"):
-        if not isinstance(train[key], int | float) or train[key] <= 0:
-            raise InputError(f"train.{key} must be a positive number, got {train[key]!r}")
-    for key in ("optimizer", "estimator_optimizer"):
-        if train[key] not in OPTIMIZERS:
-            raise InputError(f"train.{key} must be one of {', '.join(OPTIMIZERS)}")
-    if not isinstance(train["seed"], int):
-        raise InputError(f"train.seed must be an integer, got {train['seed']!r}")
-    ratio = train["unlabeled_ratio"]
-    if not isinstance(ratio, int | float) or isinstance(ratio, bool) or not 0 <= ratio < 1e6:
-        raise InputError(
-            f"train.unlabeled_ratio must be a number >= 0 (unlabeled samples per labeled one in "
-            f"a batch), got {ratio!r}"
-        )
-    if not isinstance(train["patience"], int) or train["patience"] < 0:
-        raise InputError("train.patience must be a non-negative integer (0: no early stopping)")
+    """Type and range checks on the ``train`` section: those of
+    :class:`mmfactor.train.options.TrainOptions` (errors read ``train: lr must be ...``)."""
+    TrainOptions(**train)
 
 
 def dump_yaml(path: str | Path, cfg: Mapping[str, Any]) -> None:
-    """Write a config as YAML, atomically."""
-    from mmfactor.io import write_text
-
-    write_text(path, yaml.safe_dump(_plain(cfg), sort_keys=False))
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
+    """Write a config as YAML, atomically, in its own key order."""
+    write_yaml(path, cfg)

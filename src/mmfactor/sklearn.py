@@ -25,7 +25,7 @@ from mmfactor.errors import InputError
 from mmfactor.evaluate.protocol import encode
 from mmfactor.methods.base import Factors
 from mmfactor.methods.registry import build, method_class
-from mmfactor.train.engine import fit as fit_model
+from mmfactor.train import fit as fit_model
 
 OUTPUTS = ("all", "shared", "specific")
 

@@ -116,5 +116,5 @@ def test_fit_with_unlabeled_ratio_needs_an_unlabeled_split(toy):
     model = mf.methods.build("supervised", toy.modalities, embed_dim=8)
     with pytest.raises(InputError, match="no 'unlabeled' split"):
         mf.fit(model, toy, max_epochs=1, unlabeled_ratio=1.0, progress=False)
-    with pytest.raises(InputError, match="unlabeled_ratio must be a number >= 0"):
+    with pytest.raises(InputError, match=r"unlabeled_ratio must be a number in \[0, 1000000\)"):
         mf.fit(model, toy, max_epochs=1, unlabeled_ratio=-1, progress=False)

@@ -203,8 +203,8 @@ def test_more_modalities_and_target_selection():
     [
         ({"modalities": 1}, "modalities"),
         ({"kind": "image"}, "kind"),
-        ({"n": 0}, "'n'"),
-        ({"n": 10.5}, "'n'"),
+        ({"n": 0}, "synthetic: n must be an integer >= 10, got 0"),
+        ({"n": 10.5}, "synthetic: n must be an integer"),
         ({"dim": 0}, "dim"),
         ({"d_shared": 1}, "d_shared"),
         ({"d_nuisance": -1}, "d_nuisance"),
@@ -246,5 +246,5 @@ def test_factorcl_synthetic():
     # exact: the same call, the same shapes (determinism check)
     np.testing.assert_array_equal(again.arrays["x2"], data.arrays["x2"])
     assert not np.allclose(factorcl_synthetic.load(seed=1, n=2000).arrays["x2"], data.arrays["x2"])
-    with pytest.raises(InputError, match="'n'"):
+    with pytest.raises(InputError, match="factorcl-synthetic: n must be an integer >= 10, got 3"):
         factorcl_synthetic.load(n=3)

@@ -355,9 +355,13 @@ def test_bad_arguments(toy):
         information_decomposition(toy, projection="umap")
     with pytest.raises(InputError, match="unknown binning"):
         information_decomposition(toy, binning="width")
-    with pytest.raises(InputError, match="'bins'"):
+    with pytest.raises(
+        InputError, match="information_decomposition: bins must be an integer >= 2, got 1"
+    ):
         information_decomposition(toy, bins=1)
-    with pytest.raises(InputError, match="'folds'"):
+    with pytest.raises(
+        InputError, match="information_decomposition: folds must be an integer >= 2"
+    ):
         information_decomposition(toy, folds=1)
     with pytest.raises(InputError, match="needs shuffles"):
         information_decomposition(toy, shuffles=0, correct_bias=True)

@@ -68,7 +68,7 @@ def test_estimator_step_trains_only_the_nce_club_critics(name, toy):
     assert model.estimator_steps == 3
     mods = model.estimator_modules()
     assert len(mods) == 2 and all(isinstance(m, NCECLUB) for m in mods)
-    assert {id(m) for m in mods} == {id(model.club["0_1"]), id(model.club_cond["0_1"])}
+    assert {id(m) for m in mods} == {id(model.club["x1_x2"]), id(model.club_cond["x1_x2"])}
     batch = first_batch(toy)
     loss = model.loss(batch)
     model.zero_grad(set_to_none=True)
@@ -129,9 +129,9 @@ def test_unlabeled_rows_are_left_out_of_label_terms(toy):
     batch.labeled = torch.arange(64) < 40
     loss = model.loss(batch)
     assert torch.isfinite(loss.total)
-    a, b, c = loss.state["club_cond:0_1"]
+    a, b, c = loss.state["club_cond.x1_x2"]
     assert a.shape[0] == b.shape[0] == c.shape[0] == 40
-    assert loss.state["club:0_1"][0].shape[0] == 64
+    assert loss.state["club.x1_x2"][0].shape[0] == 64
     batch.labeled = torch.arange(64) < 1  # one labeled row: label terms are 0, parts kept
     loss = model.loss(batch)
     assert set(loss.parts) == expected_parts("factorcl-sup", ["x1", "x2"])
@@ -197,7 +197,7 @@ def test_estimator_batch_draws_a_subset_per_step(toy):
     model = build("factorcl-sup", toy, estimator_batch=16)
     batch = first_batch(toy)
     state = model.loss(batch).state
-    a, b, c = state["club_cond:0_1"]
+    a, b, c = state["club_cond.x1_x2"]
     seen = []
     for _ in range(2):
         rows = model.estimator_rows((a, b, c))
@@ -210,16 +210,13 @@ def test_estimator_batch_draws_a_subset_per_step(toy):
 
 
 def test_club_floor_stops_pushing_negative_estimates():
-    from mmfactor.methods.factorcl import signed_total
+    from mmfactor.methods.factorcl import total
 
-    parts = {
-        "nce_x1_x2": torch.tensor(0.5),
-        "club_x1_x2": torch.tensor(-2.0, requires_grad=True),
-    }
-    assert signed_total(parts).item() == pytest.approx(-2.5)
-    floored = signed_total(parts, club_floor=True)
-    assert floored.item() == pytest.approx(-0.5)
-    (grad,) = torch.autograd.grad(floored, [parts["club_x1_x2"]])
+    club = {"club_x1_x2": torch.tensor(-2.0, requires_grad=True), "club_x1_x3": torch.tensor(1.0)}
+    assert total(club).item() == pytest.approx(-1.0)
+    floored = total(club, floor=True)
+    assert floored.item() == pytest.approx(1.0)
+    (grad,) = torch.autograd.grad(floored, [club["club_x1_x2"]])
     assert grad.item() == 0.0  # exact: clamp_min(0) passes no gradient below the floor
 
 
@@ -230,5 +227,5 @@ def test_label_term_for_classes_scores_the_class_table(toy):
     z = torch.randn(len(batch), model.proj_dim)
     y = batch.y.long()
     fast = model.label_nce("x1", z, model.embed_label(y), y)
-    slow = model.nce_label["x1"].mi(z, model.embed_label(y))
+    slow = model.nce_y["x1"].mi(z, model.embed_label(y))
     assert torch.allclose(fast, slow, atol=1e-6)

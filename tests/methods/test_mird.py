@@ -46,10 +46,10 @@ def test_log_balanced_objective_and_factors(kind, toy, toy_seq):
     batch = first_batch(data)
     loss = model.loss(batch)
     p = loss.parts
-    assert set(p) == {"task", "rec_x1", "rec_x2", "mi_x1_x2", "mi_shared_x1", "mi_shared_x2"}
+    assert set(p) == {"task", "rec_x1", "rec_x2", "club_x1_x2", "club_shared_x1", "club_shared_x2"}
     expected = (
         p["task"].log() + p["rec_x1"].log() + p["rec_x2"].log()
-        + p["mi_x1_x2"] + p["mi_shared_x1"] + p["mi_shared_x2"]
+        + p["club_x1_x2"] + p["club_shared_x1"] + p["club_shared_x2"]
     )  # fmt: skip
     torch.testing.assert_close(loss.total, expected)
     torch.testing.assert_close(loss.watched, p["task"])  # model selection on the task
@@ -67,21 +67,21 @@ def test_three_modalities_give_six_club_pairs_on_unaligned_sequences():
     batch = first_batch(data, 32)
     assert len({batch.x[m].shape[1] for m in batch.x}) == 3  # no common length
     loss = model.loss(batch)
-    mi = sorted(k for k in loss.parts if k.startswith("mi_"))
-    assert mi == [
-        "mi_audio_vision", "mi_shared_audio", "mi_shared_text", "mi_shared_vision",
-        "mi_text_audio", "mi_text_vision",
+    club = sorted(k for k in loss.parts if k.startswith("club_"))
+    assert club == [
+        "club_audio_vision", "club_shared_audio", "club_shared_text", "club_shared_vision",
+        "club_text_audio", "club_text_vision",
     ]  # fmt: skip
     assert all(torch.isfinite(v) for v in loss.parts.values())
-    recon = model.reconstruct(batch)
-    assert all(recon[m].shape == batch.x[m].shape for m in batch.x)
+    codes = model.codes(batch)
+    assert all(model._decode(m, codes, batch).shape == batch.x[m].shape for m in batch.x)
 
 
 def test_weighted_balance_and_the_ablation_without_mi(toy):
     batch = first_batch(toy)
     loss = build(toy, balance="weighted", rec_weight=0.5, mi_weight=2.0).loss(batch)
     p = loss.parts
-    mi = p["mi_x1_x2"] + p["mi_shared_x1"] + p["mi_shared_x2"]
+    mi = p["club_x1_x2"] + p["club_shared_x1"] + p["club_shared_x2"]
     torch.testing.assert_close(loss.total, p["task"] + 0.5 * (p["rec_x1"] + p["rec_x2"]) + 2 * mi)
     no_mi = build(toy, mi_weight=0.0).loss(batch)
     p = no_mi.parts
@@ -93,7 +93,7 @@ def test_club_estimators_are_the_released_ones_and_fit_on_all_rows(toy):
     assert len(model.estimator_modules()) == 3
     assert all(isinstance(e, CLUB) for e in model.estimator_modules())
     assert model.estimator_steps == 5
-    est = model.mi["x1_x2"]
+    est = model.club["x1_x2"]
     with torch.no_grad():
         _, logvar = est.q(torch.randn(256, 8) * 100)
     assert logvar.abs().max() <= 1.0  # log-variance in (-1, 1), as the CLUB code MIRD uses
@@ -142,7 +142,7 @@ def test_options_are_validated(toy):
     for options, message in (
         ({"balance": "sum"}, "balance"),
         ({"estimator": "infonce"}, "estimator"),
-        ({"mi_weight": -1.0}, "mi_weight"),
+        ({"club_weight": -1.0}, "club_weight"),
         ({"anchor": "x9"}, "anchor 'x9'"),
         ({"estimator_steps": 0}, "estimator_steps"),
     ):

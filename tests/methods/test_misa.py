@@ -26,12 +26,12 @@ def test_loss_parts_and_factors(sequence, toy, toy_seq):
     model = build(data)
     batch = first_batch(data)
     loss = model.loss(batch)
-    assert set(loss.parts) == {"task", "sim", "diff", "recon"}
+    assert set(loss.parts) == {"task", "sim", "diff", "rec_x1", "rec_x2"}
     expected = (
         loss.parts["task"]
         + 0.3 * loss.parts["sim"]
         + 0.1 * loss.parts["diff"]
-        + loss.parts["recon"]
+        + (loss.parts["rec_x1"] + loss.parts["rec_x2"]) / 2
     )
     torch.testing.assert_close(loss.total, expected)
     loss.total.backward()

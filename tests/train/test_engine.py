@@ -112,6 +112,10 @@ def test_early_stopping_stops(toy):
     model = build(toy)
     run = mf.fit(model, toy, max_epochs=200, batch_size=64, progress=False, patience=1, lr=0.05)
     assert run.epochs < 200
+    valid = [h["valid/loss"] for h in run.history]
+    best = valid.index(min(valid))
+    assert run.epochs == best + 1 + 1  # stopped after `patience` (1) epoch without a new best
+    assert run.best_valid_loss == pytest.approx(valid[best])
 
 
 class ToyAdversary(Method):

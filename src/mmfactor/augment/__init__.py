@@ -37,11 +37,11 @@ from mmfactor.augment.vector import (
     Mixup,
     Output,
     SwapHalves,
-    _check_probability,
     _device,
     per_sample,
     rand,
 )
+from mmfactor.checks import check_probability
 from mmfactor.data.dataset import ModalitySpec
 from mmfactor.distributed import rank_share
 from mmfactor.errors import InputError
@@ -155,7 +155,7 @@ class RandomFlip(Augmentation):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(generator)
-        self.p = _check_probability("RandomFlip", "p", p, high_open=False)
+        self.p = check_probability("RandomFlip", "p", p, closed=True)
         self.dims = tuple(dims)
 
     def augment(

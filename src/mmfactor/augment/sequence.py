@@ -25,10 +25,10 @@ from mmfactor.augment.vector import (
     GaussianNoise,
     Identity,
     Output,
-    _check_probability,
     rand,
     step_mask,
 )
+from mmfactor.checks import check_probability
 from mmfactor.errors import InputError
 
 __all__ = ["DropSteps", "GaussianNoise", "Identity", "PermuteSteps", "random_order"]
@@ -94,7 +94,7 @@ class DropSteps(Augmentation):
 
     def __init__(self, p: float = 0.2, generator: torch.Generator | None = None) -> None:
         super().__init__(generator)
-        self.p = _check_probability("DropSteps", "p", p)
+        self.p = check_probability("DropSteps", "p", p)
 
     def augment(
         self, x: torch.Tensor, mask: torch.Tensor | None, generator: torch.Generator | None

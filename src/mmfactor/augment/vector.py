@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmfactor.checks import check_float, check_probability
 from mmfactor.distributed import rank_share, sum_over_ranks
 from mmfactor.errors import InputError
 
@@ -113,14 +114,6 @@ def step_mask(mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None
     return None if mask is None else mask.reshape(*mask.shape, *([1] * (x.dim() - 2)))
 
 
-def _check_probability(owner: str, name: str, value: float, high_open: bool = True) -> float:
-    ok = 0 <= value < 1 if high_open else 0 <= value <= 1
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok:
-        interval = "[0, 1)" if high_open else "[0, 1]"
-        raise InputError(f"{owner}: {name} must be in {interval}, got {value!r}")
-    return float(value)
-
-
 # --- transforms ------------------------------------------------------------------------------
 
 
@@ -146,7 +139,7 @@ class FeatureDropout(Augmentation):
 
     def __init__(self, p: float = 0.1, generator: torch.Generator | None = None) -> None:
         super().__init__(generator)
-        self.p = _check_probability("FeatureDropout", "p", p)
+        self.p = check_probability("FeatureDropout", "p", p)
 
     def augment(
         self, x: torch.Tensor, mask: torch.Tensor | None, generator: torch.Generator | None
@@ -197,9 +190,8 @@ class GaussianNoise(Augmentation):
         self, sigma: float = 0.1, relative: bool = True, generator: torch.Generator | None = None
     ) -> None:
         super().__init__(generator)
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or sigma < 0:
-            raise InputError(f"GaussianNoise: sigma must be a number >= 0, got {sigma!r}")
-        self.sigma, self.relative = float(sigma), bool(relative)
+        self.sigma = check_float("GaussianNoise", "sigma", sigma, minimum=0)
+        self.relative = bool(relative)
 
     def augment(
         self, x: torch.Tensor, mask: torch.Tensor | None, generator: torch.Generator | None
@@ -227,7 +219,7 @@ class SwapHalves(Augmentation):
 
     def __init__(self, p: float = 1.0, generator: torch.Generator | None = None) -> None:
         super().__init__(generator)
-        self.p = _check_probability("SwapHalves", "p", p, high_open=False)
+        self.p = check_probability("SwapHalves", "p", p, closed=True)
 
     def augment(
         self, x: torch.Tensor, mask: torch.Tensor | None, generator: torch.Generator | None
@@ -263,8 +255,8 @@ class Mixup(Augmentation):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(generator)
-        if alpha is not None and (isinstance(alpha, bool) or not alpha > 0):
-            raise InputError(f"Mixup: alpha must be > 0, got {alpha!r}")
+        if alpha is not None:
+            check_float("Mixup", "alpha", alpha, minimum=0, min_open=True)
         lo, hi = (float(v) for v in lam_range)
         if not 0 <= lo <= hi <= 1:
             raise InputError(

@@ -19,7 +19,7 @@ from mmfactor.bench.report import (
     save_embeddings,
     write_html_report,
 )
-from mmfactor.bench.suites import Suite
+from mmfactor.bench.suites import BenchData, Suite
 from mmfactor.config import resolve
 from mmfactor.data.dataset import MultimodalDataset
 from mmfactor.errors import InputError
@@ -78,48 +78,31 @@ def run_bench(
     sets: Sequence[str] = (),
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``suite`` into ``out``; returns all records of ``out/results.jsonl``."""
+    """Run ``suite`` into ``out``; returns all records of ``out/results.jsonl``.
+
+    Args:
+        suite: what to run (:func:`~mmfactor.bench.suites.get_suite`).
+        out: the bench directory; an existing one is resumed.
+        methods: registry names (default: the suite's methods, else every method).
+        datasets: data set names or labels of the suite to keep (default: all).
+        seeds: seeds per (data set, method) (default: the suite's).
+        sets: ``section.key=value`` settings for every run (see :func:`mmfactor.config.resolve`).
+        log: where progress lines go (default: stderr).
+
+    Raises:
+        InputError: an unknown method or data set, ``seeds`` below 1, a suite without data
+            sets (one that runs on files: :meth:`~mmfactor.bench.suites.Suite.with_files`),
+            or a bad setting; the message names the argument at fault, before anything is
+            written.
+    """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    method_names = list(methods) if methods is not None else list(suite.methods or available())
-    known = available()
-    for m in method_names:
-        if m not in known:
-            raise InputError(f"--methods: unknown method {m!r}; available: {', '.join(known)}")
-    entries = list(suite.datasets)
-    if not entries:
-        raise InputError(
-            f"bench suite {suite.name!r} runs on files: give them with --data NAME:PATH, e.g. "
-            "--data multibench:/data/mosi_raw.pkl"
-        )
-    if datasets is not None:
-        wanted = list(datasets)
-        names = [e.label for e in entries]
-        for d in wanted:
-            if not any(d in (e.name, e.label) for e in entries):
-                raise InputError(
-                    f"--datasets: suite {suite.name!r} has no data set {d!r}; "
-                    f"it has {', '.join(names)}"
-                )
-        entries = [e for e in entries if e.name in wanted or e.label in wanted]
+    method_names = _method_names(suite, methods)
+    entries = _entries(suite, datasets)
     n_seeds = seeds if seeds is not None else suite.seeds
     if n_seeds < 1:
-        raise InputError("--seeds must be at least 1")
-    # Resolve every config first, so that a bad --set fails before anything is written.
-    plan = []
-    for entry in entries:
-        for method in method_names:
-            for seed in range(n_seeds):
-                cfg = resolve(
-                    method,
-                    entry.name,
-                    data_options=entry.options,
-                    config={"train": entry.train},  # the suite's settings; --set wins
-                    sets=sets,
-                    overrides={"train": {"seed": seed, "target": entry.target, "progress": False}},
-                )
-                plan.append((entry, method, seed, cfg))
-        # The raw-input reference, probed once per data set on the same data.
-        plan.insert(len(plan) - len(method_names) * n_seeds, (entry, RAW, 0, plan[-1][3]))
+        raise InputError(f"seeds must be at least 1, got {n_seeds}", argument="seeds")
+    # Resolve every config first, so that a bad setting fails before anything is written.
+    plan = _plan(entries, method_names, n_seeds, sets)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,58 +129,9 @@ def run_bench(
         if method != RAW and (target := target_for(method, cfg, data)) != cfg["train"]["target"]:
             log(f"{tag}: trains on {target!r} (it cannot train on {data.default_target!r})")
             cfg = {**cfg, "train": {**cfg["train"], "target": target}}
-        if method == RAW:
-            model: Representation = RawFeatures()
-            run = None
-        else:
-            # A method that ignores labels learns the same model whatever the target.
-            uses_labels = method_class(method).uses_labels
-            key = json.dumps({**cfg, "train": {**cfg["train"], "target": None}}, sort_keys=True)
-            if not uses_labels and key in label_free:
-                log(f"{tag}: label-free, reusing the model trained for an earlier entry")
-                model, run = label_free[key]
-            else:
-                log(f"{tag}: training")
-                run_dir = out / "runs" / run_dir_name(label) / method / f"seed{seed}"
-                run, _ = train_from_config(cfg, run_dir, data=data)
-                model = run.model
-                if not uses_labels:
-                    label_free[key] = (model, run)
-        primary = entry.target or data.default_target
-        context = {
-            "method": method,
-            "dataset": entry.label,
-            "seed": seed,
-            "bench_target": entry.target,
-            # What the entry is about: its supervising target, else the data set's default.
-            "primary_target": primary,
-        }
-        shared = Encodings(model, data)  # one encoding of each split for all that follows
-        records = evaluate(
-            model,
-            data,
-            protocol=cfg["evaluate"]["protocol"],
-            targets=entry.eval_targets,
-            missing=data.modality_names if entry.missing is None else entry.missing,
-            seed=seed,
-            context=context,
-            encodings=shared,
-        )
-        if method != RAW:
-            if entry.noise and primary is not None:
-                records += noise_records(
-                    model,
-                    data,
-                    primary,
-                    (0.0, *entry.noise),
-                    seed=seed,
-                    context=context,
-                    encodings=shared,
-                )
-            if entry.latents and data.latents:
-                records += latent_records(model, data, seed=seed, context=context, encodings=shared)
-            if seed == 0 and run is not None and run.out is not None:
-                save_embeddings(shared.blocks("test"), data, primary, run.out / "embeddings.npz")
+        run_dir = out / "runs" / run_dir_name(label) / method / f"seed{seed}"
+        model, run = _model(method, cfg, data, run_dir, label_free, tag, log)
+        records = _entry_records(entry, method, seed, cfg, data, model, run)
         append_records(results, records)
         speed = ""
         if run is not None:
@@ -205,9 +139,138 @@ def run_bench(
                 f"{run.epochs} epochs, {run.train_seconds:.1f} s, "
                 f"{run.samples_per_second:.0f} samples/s; "
             )
+        primary = entry.target or data.default_target
         log(f"{tag}: {speed}{_summary_line(records, primary)}")
     records = read_records(results)
     write_report(out, records)
+    return records
+
+
+def _method_names(suite: Suite, methods: Iterable[str] | None) -> list[str]:
+    """The methods run: ``methods``, else the suite's, else every registered one."""
+    method_names = list(methods) if methods is not None else list(suite.methods or available())
+    known = available()
+    for m in method_names:
+        if m not in known:
+            raise InputError(
+                f"methods: unknown method {m!r}; available: {', '.join(known)}", argument="methods"
+            )
+    return method_names
+
+
+def _entries(suite: Suite, datasets: Iterable[str] | None) -> list[BenchData]:
+    """The suite's data sets, those named in ``datasets`` (names or labels) when given."""
+    entries = list(suite.datasets)
+    if not entries:
+        raise InputError(
+            f"bench suite {suite.name!r} runs on files: give them with Suite.with_files, e.g. "
+            "suite.with_files([('multibench', {'path': '/data/mosi_raw.pkl'})])",
+            argument="suite",
+        )
+    if datasets is None:
+        return entries
+    wanted = list(datasets)
+    names = [e.label for e in entries]
+    for d in wanted:
+        if not any(d in (e.name, e.label) for e in entries):
+            raise InputError(
+                f"datasets: suite {suite.name!r} has no data set {d!r}; it has {', '.join(names)}",
+                argument="datasets",
+            )
+    return [e for e in entries if e.name in wanted or e.label in wanted]
+
+
+def _plan(
+    entries: list[BenchData], method_names: list[str], n_seeds: int, sets: Sequence[str]
+) -> list[tuple[BenchData, str, int, dict[str, Any]]]:
+    """Every ``(entry, method, seed, config)`` in running order: per data set entry, the
+    raw-input reference (probed once, on the same data), then each method and seed."""
+    plan = []
+    for entry in entries:
+        for method in method_names:
+            for seed in range(n_seeds):
+                cfg = resolve(
+                    method,
+                    entry.name,
+                    data_options=entry.options,
+                    config={"train": entry.train},  # the suite's settings; `sets` win
+                    sets=sets,
+                    overrides={"train": {"seed": seed, "target": entry.target, "progress": False}},
+                )
+                plan.append((entry, method, seed, cfg))
+        plan.insert(len(plan) - len(method_names) * n_seeds, (entry, RAW, 0, plan[-1][3]))
+    return plan
+
+
+def _model(
+    method: str,
+    cfg: dict[str, Any],
+    data: MultimodalDataset,
+    run_dir: Path,
+    label_free: dict[str, tuple[Representation, Any]],
+    tag: str,
+    log: Callable[[str], None],
+) -> tuple[Representation, Any]:
+    """The representation to evaluate and its training run (``None`` for the raw inputs):
+    trained into ``run_dir``, or, for a method that ignores labels, the model already
+    trained on the same config under another target (``label_free`` keeps them)."""
+    if method == RAW:
+        return RawFeatures(), None
+    # A method that ignores labels learns the same model whatever the target.
+    uses_labels = method_class(method).uses_labels
+    key = json.dumps({**cfg, "train": {**cfg["train"], "target": None}}, sort_keys=True)
+    if not uses_labels and key in label_free:
+        log(f"{tag}: label-free, reusing the model trained for an earlier entry")
+        return label_free[key]
+    log(f"{tag}: training")
+    run, _ = train_from_config(cfg, run_dir, data=data)
+    if not uses_labels:
+        label_free[key] = (run.model, run)
+    return run.model, run
+
+
+def _entry_records(
+    entry: BenchData,
+    method: str,
+    seed: int,
+    cfg: dict[str, Any],
+    data: MultimodalDataset,
+    model: Representation,
+    run: Any,
+) -> list[dict[str, Any]]:
+    """The records of one (entry, method, seed): the evaluation protocol with each missing
+    modality, and for trained models the noise curves and latent probes the entry asks for
+    (seed 0 also saves the test embeddings next to the run)."""
+    primary = entry.target or data.default_target
+    context = {
+        "method": method,
+        "dataset": entry.label,
+        "seed": seed,
+        "bench_target": entry.target,
+        # What the entry is about: its supervising target, else the data set's default.
+        "primary_target": primary,
+    }
+    shared = Encodings(model, data)  # one encoding of each split for all that follows
+    records = evaluate(
+        model,
+        data,
+        protocol=cfg["evaluate"]["protocol"],
+        targets=entry.eval_targets,
+        missing=data.modality_names if entry.missing is None else entry.missing,
+        seed=seed,
+        context=context,
+        encodings=shared,
+    )
+    if method == RAW:
+        return records
+    if entry.noise and primary is not None:
+        records += noise_records(
+            model, data, primary, (0.0, *entry.noise), seed=seed, context=context, encodings=shared
+        )
+    if entry.latents and data.latents:
+        records += latent_records(model, data, seed=seed, context=context, encodings=shared)
+    if seed == 0 and run is not None and run.out is not None:
+        save_embeddings(shared.blocks("test"), data, primary, run.out / "embeddings.npz")
     return records
 
 
@@ -315,7 +378,6 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
     for dataset, recs in by_data.items():
         recs = _distinct([r for r in recs if r["metric"] in PRIMARY_METRIC.values()])
         methods = sorted({r["method"] for r in recs})
-        targets = sorted({r["target"] for r in recs if r["protocol"] != "head"})
         n_seeds = len({r["seed"] for r in recs})
         bench_targets = sorted({primary_target(r) for r in recs} - {""})
         lines += [f"## {dataset} ({n_seeds} seed{'s' if n_seeds > 1 else ''})", ""]
@@ -325,59 +387,8 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
                 "methods once): a column of another target averages over those models too.",
                 "",
             ]
-        lines += [
-            "| method | " + " | ".join(targets) + " | head | samples/s |",
-            "|---|" + "---|" * (len(targets) + 2),
-        ]
-        for m in methods:
-            mr = [r for r in recs if r["method"] == m and not r["missing"]]
-            cells = [
-                _cell(
-                    [
-                        r["value"]
-                        for r in mr
-                        if r["target"] == t and r["factors"] == "all" and r["protocol"] != "head"
-                    ]
-                )
-                for t in targets
-            ]
-            head = _cell([r["value"] for r in mr if r["protocol"] == "head"])
-            speed = {r["seed"]: r["samples_per_second"] for r in mr if r.get("samples_per_second")}
-            sps = f"{sum(speed.values()) / len(speed):.0f}" if speed else ""
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {head} | {sps} |")
-        missing_sets = sorted({tuple(r["missing"]) for r in recs if r["missing"]})
-        if missing_sets:
-            several = len(bench_targets) > 1  # a row per (method, target)
-            lines += [
-                "",
-                "Missing modality at test time (probe on all factors, target "
-                f"{', '.join(bench_targets)}):",
-                "",
-                "| method | "
-                + ("target | " if several else "")
-                + "complete | "
-                + " | ".join(f"without {'+'.join(s)}" for s in missing_sets)
-                + " |",
-                "|---|" + ("---|" if several else "") + "---|" * (len(missing_sets) + 1),
-            ]
-            for m in methods:
-                for t in bench_targets if several else [None]:
-                    mr = [
-                        r
-                        for r in recs
-                        if r["method"] == m
-                        and r["factors"] == "all"
-                        and r["target"] == primary_target(r)
-                        and t in (None, r["target"])
-                        and r["protocol"] != "head"
-                    ]
-                    cells = [
-                        _cell([r["value"] for r in mr if tuple(r["missing"]) == s])
-                        for s in [(), *missing_sets]
-                    ]
-                    if any(cells):
-                        row = [m, *([t] if several else []), *cells]
-                        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+        lines += _methods_table(recs, methods)
+        lines += _missing_table(recs, methods, bench_targets)
         lines += _sentiment_table(records, dataset)
         lines += ["", "Factors x targets (linear probe, complete data):", ""]
         for m in methods:
@@ -386,3 +397,72 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
             lines += [f"**{m}**", "", format_table(table), ""]
         lines.append("")
     return "\n".join(lines)
+
+
+def _methods_table(recs: list[dict[str, Any]], methods: list[str]) -> list[str]:
+    """Methods x targets on complete data (probe on all factors), the head's score and the
+    training speed."""
+    targets = sorted({r["target"] for r in recs if r["protocol"] != "head"})
+    lines = [
+        "| method | " + " | ".join(targets) + " | head | samples/s |",
+        "|---|" + "---|" * (len(targets) + 2),
+    ]
+    for m in methods:
+        mr = [r for r in recs if r["method"] == m and not r["missing"]]
+        cells = [
+            _cell(
+                [
+                    r["value"]
+                    for r in mr
+                    if r["target"] == t and r["factors"] == "all" and r["protocol"] != "head"
+                ]
+            )
+            for t in targets
+        ]
+        head = _cell([r["value"] for r in mr if r["protocol"] == "head"])
+        speed = {r["seed"]: r["samples_per_second"] for r in mr if r.get("samples_per_second")}
+        sps = f"{sum(speed.values()) / len(speed):.0f}" if speed else ""
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {head} | {sps} |")
+    return lines
+
+
+def _missing_table(
+    recs: list[dict[str, Any]], methods: list[str], bench_targets: list[str]
+) -> list[str]:
+    """The primary target's score with each modality dropped at test time, a row per method
+    (per method and supervising target when there are several); nothing without such
+    records."""
+    missing_sets = sorted({tuple(r["missing"]) for r in recs if r["missing"]})
+    if not missing_sets:
+        return []
+    several = len(bench_targets) > 1  # a row per (method, target)
+    lines = [
+        "",
+        f"Missing modality at test time (probe on all factors, target {', '.join(bench_targets)}):",
+        "",
+        "| method | "
+        + ("target | " if several else "")
+        + "complete | "
+        + " | ".join(f"without {'+'.join(s)}" for s in missing_sets)
+        + " |",
+        "|---|" + ("---|" if several else "") + "---|" * (len(missing_sets) + 1),
+    ]
+    for m in methods:
+        for t in bench_targets if several else [None]:
+            mr = [
+                r
+                for r in recs
+                if r["method"] == m
+                and r["factors"] == "all"
+                and r["target"] == primary_target(r)
+                and t in (None, r["target"])
+                and r["protocol"] != "head"
+            ]
+            cells = [
+                _cell([r["value"] for r in mr if tuple(r["missing"]) == s])
+                for s in [(), *missing_sets]
+            ]
+            if any(cells):
+                row = [m, *([t] if several else []), *cells]
+                lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    return lines

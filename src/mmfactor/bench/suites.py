@@ -41,13 +41,20 @@ class Suite:
     seeds: int = 1
     methods: tuple[str, ...] | None = None  # None: every registered method
     description: str = ""
-    #: How a file given with ``--data NAME:PATH`` joins the suite (``None``: it does not).
+    #: How a data file given to :meth:`with_files` (the CLI's ``--data NAME:PATH``) joins the
+    #: suite (``None``: it does not).
     file_entry: BenchData | None = None
 
     def with_files(self, specs: Sequence[tuple[str, dict[str, Any]]]) -> Suite:
-        """The suite run on the given data files instead of its own data sets."""
+        """The suite run on the given data files instead of its own data sets.
+
+        ``specs``: ``(registry name, options)`` per file, e.g. ``("multibench", {"path":
+        "/data/mosi_raw.pkl"})``.
+        """
         if self.file_entry is None:
-            raise InputError(f"bench suite {self.name!r} does not take --data files")
+            raise InputError(
+                f"specs: bench suite {self.name!r} does not take data files", argument="specs"
+            )
         entries = tuple(
             replace(self.file_entry, name=name, options={**self.file_entry.options, **options})
             for name, options in specs

@@ -295,8 +295,47 @@ def _load(
 ) -> MultimodalDataset:
     resolved, where, mapping_source, notes = resolve_mapping(p, mapping, source.keys)
     mods, tgts = resolved["modalities"], resolved["targets"]
+    shapes, n = _shapes(p, source, resolved)
+    specs = _modality_specs(p, where, source, mods, shapes)  # before anything large is read
+    splits = _splits(p, source, resolved, n, seed)  # first: later messages name a sample's split
+    targets = {t: _target(p, t, e, source.small(e["key"]), n, splits) for t, e in tgts.items()}
+    present, lengths = _presence(p, source, mods, shapes, n, splits, notes)
+    arrays = {m: source.modality(e["key"]) for m, e in mods.items()}
+    if check_finite:
+        _check_finite(p, arrays, mods, splits)
 
-    # Equal N across every array used, the first modality's N being the reference.
+    info: dict[str, Any] = {
+        "path": str(p),
+        "format": source.format,
+        "mapping": resolved,
+        "mapping_source": mapping_source or "naming convention",
+    }
+    if notes:
+        info["notes"] = notes
+    try:
+        data = MultimodalDataset(
+            modalities=specs,
+            arrays=arrays,
+            targets=targets,
+            splits=splits,
+            present=present,
+            lengths=lengths,
+            info=info,
+            name="arrays",
+            default_target=resolved["default_target"],
+        )
+    except InputError as exc:
+        raise file_error(p, None, None, str(exc)) from None
+    warn_notes(f"arrays {p.name}", notes)
+    return data
+
+
+def _shapes(
+    p: Path, source: Source, resolved: Mapping[str, Any]
+) -> tuple[dict[str, tuple[int, ...]], int]:
+    """The shape of every array the mapping uses, and the sample count ``N`` they all share
+    (the first modality's ``N`` being the reference)."""
+    mods, tgts = resolved["modalities"], resolved["targets"]
     used: list[str] = []
     for e in mods.values():
         used += [e[f] for f in ("key", "lengths", "present") if e[f] is not None]
@@ -314,8 +353,18 @@ def _load(
     for key, shape in shapes.items():
         if shape[0] != n:
             raise file_error(p, None, key, f"{shape[0]} samples, but {first!r} has {n}")
+    return shapes, n
 
-    # Modality kinds and dtypes, before anything large is read.
+
+def _modality_specs(
+    p: Path,
+    where: str,
+    source: Source,
+    mods: dict[str, dict[str, Any]],
+    shapes: Mapping[str, tuple[int, ...]],
+) -> dict[str, ModalitySpec]:
+    """Each modality's spec from its shape and dtype (its kind, when the mapping leaves it
+    out, from the number of axes; written back into the mapping entry)."""
     specs: dict[str, ModalitySpec] = {}
     for m, e in mods.items():
         key, shape, dtype = e["key"], shapes[e["key"]], source.dtype(e["key"])
@@ -344,20 +393,36 @@ def _load(
         except InputError as exc:
             raise file_error(p, None, key, str(exc)) from None
         e["kind"] = kind
+    return specs
 
-    # Splits first: later messages name the split of a bad sample.
+
+def _splits(
+    p: Path, source: Source, resolved: Mapping[str, Any], n: int, seed: int
+) -> dict[str, np.ndarray]:
+    """The file's split array, or a seeded 70/15/15 split stratified on the default target
+    when it is a classification target."""
     if resolved["split"] is not None:
-        splits = _splits_from_array(p, resolved["split"], source.small(resolved["split"]), n)
-    else:
-        default = resolved["default_target"] or next(iter(tgts), None)
-        strat = None
-        if default is not None:
-            t0 = _target(p, default, dict(tgts[default]), source.small(tgts[default]["key"]), n, {})
-            strat = t0.values if t0.kind == "classification" else None
-        splits = random_splits(n, seed=seed, stratify=strat)
+        return _splits_from_array(p, resolved["split"], source.small(resolved["split"]), n)
+    tgts = resolved["targets"]
+    default = resolved["default_target"] or next(iter(tgts), None)
+    strat = None
+    if default is not None:
+        t0 = _target(p, default, dict(tgts[default]), source.small(tgts[default]["key"]), n, {})
+        strat = t0.values if t0.kind == "classification" else None
+    return random_splits(n, seed=seed, stratify=strat)
 
-    targets = {t: _target(p, t, e, source.small(e["key"]), n, splits) for t, e in tgts.items()}
 
+def _presence(
+    p: Path,
+    source: Source,
+    mods: Mapping[str, dict[str, Any]],
+    shapes: Mapping[str, tuple[int, ...]],
+    n: int,
+    splits: Mapping[str, np.ndarray],
+    notes: list[str],
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Presence flags ``(N,)`` of every modality and lengths ``(N,)`` of the sequences that
+    have them (a length of 0 marks the sample absent, with a note when no flags say so)."""
     present: dict[str, np.ndarray] = {}
     lengths: dict[str, np.ndarray] = {}
     for m, e in mods.items():
@@ -378,43 +443,25 @@ def _load(
             if not flags.all() and e["present"] is None:
                 notes.append(f"{m}: {int((~flags).sum())} samples of length 0 marked absent")
         present[m] = flags
+    return present, lengths
 
-    arrays = {m: source.modality(e["key"]) for m, e in mods.items()}
-    if check_finite:
-        for m, a in arrays.items():
-            try:
-                bad = _first_nonfinite(a)
-            except InputError:
-                raise
-            except READ_ERRORS as exc:
-                raise file_error(p, None, mods[m]["key"], f"cannot read: {one_line(exc)}") from None
-            if bad is not None:
-                i, what = bad
-                raise file_error(
-                    p, _split_of(i, splits), mods[m]["key"], f"{what} values (first at sample {i})"
-                )
 
-    info: dict[str, Any] = {
-        "path": str(p),
-        "format": source.format,
-        "mapping": resolved,
-        "mapping_source": mapping_source or "naming convention",
-    }
-    if notes:
-        info["notes"] = notes
-    try:
-        data = MultimodalDataset(
-            modalities=specs,
-            arrays=arrays,
-            targets=targets,
-            splits=splits,
-            present=present,
-            lengths=lengths,
-            info=info,
-            name="arrays",
-            default_target=resolved["default_target"],
-        )
-    except InputError as exc:
-        raise file_error(p, None, None, str(exc)) from None
-    warn_notes(f"arrays {p.name}", notes)
-    return data
+def _check_finite(
+    p: Path,
+    arrays: Mapping[str, Any],
+    mods: Mapping[str, dict[str, Any]],
+    splits: Mapping[str, np.ndarray],
+) -> None:
+    """An error naming the first NaN/inf value of any modality (streamed, in blocks)."""
+    for m, a in arrays.items():
+        try:
+            bad = _first_nonfinite(a)
+        except InputError:
+            raise
+        except READ_ERRORS as exc:
+            raise file_error(p, None, mods[m]["key"], f"cannot read: {one_line(exc)}") from None
+        if bad is not None:
+            i, what = bad
+            raise file_error(
+                p, _split_of(i, splits), mods[m]["key"], f"{what} values (first at sample {i})"
+            )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from mmfactor.checks import check_choice
 from mmfactor.data.dataset import SPLITS, ModalitySpec, MultimodalDataset, Target
 from mmfactor.errors import InputError
 
@@ -23,13 +24,12 @@ def as_target(name: str, values: np.ndarray, kind: str | None = None) -> Target:
         )
     if kind is None:
         kind = "regression" if np.issubdtype(values.dtype, np.floating) else "classification"
+    check_choice(f"target {name!r}", "kind", kind, ("classification", "regression"))
     if kind == "classification":
         classes, codes = np.unique(values, return_inverse=True)
         return Target(
             name, codes.astype(np.int64), "classification", tuple(str(c) for c in classes)
         )
-    if kind != "regression":
-        raise InputError(f"target {name!r}: kind must be classification or regression")
     values = values.astype(np.float32)
     if not np.isfinite(values).all():
         raise InputError(f"target {name!r}: contains NaN or infinite values")

@@ -10,7 +10,7 @@ docstring) and must not read them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -103,6 +103,14 @@ class ArrayBatches(Dataset):
             None if labeled.all() else torch.as_tensor(labeled),
             torch.as_tensor(idx),
         )
+
+
+def zero_missing(
+    embeddings: Mapping[str, torch.Tensor], present: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """``embeddings`` ``{m: (B, d)}`` with the rows of absent modalities set to zero
+    (``present[m]``: ``(B,)`` bool)."""
+    return {m: e * present[m].to(e.dtype)[:, None] for m, e in embeddings.items()}
 
 
 class BatchIndexSampler(Sampler[np.ndarray]):

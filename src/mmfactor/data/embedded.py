@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mmfactor.checks import check_int
 from mmfactor.data.arrays import as_target, random_splits
 from mmfactor.data.dataset import ModalitySpec, MultimodalDataset
 from mmfactor.errors import InputError
@@ -58,26 +59,17 @@ def _views(dataset: str, views: Any, known: Sequence[str]) -> list[str]:
         views = [views]
     if not isinstance(views, Sequence) or len(views) < 1:
         raise InputError(
-            f"{dataset}: option 'views' needs at least one view; known views: {', '.join(known)}"
+            f"{dataset}: views needs at least one view; known views: {', '.join(known)}"
         )
     out = list(views)
     for v in out:
         if v not in known:
             raise InputError(
-                f"{dataset}: option 'views' has an unknown view {v!r}; known "
-                f"views: {', '.join(known)}"
+                f"{dataset}: views has an unknown view {v!r}; known views: {', '.join(known)}"
             )
     if len(set(out)) != len(out):
-        raise InputError(f"{dataset}: option 'views' repeats a view: {out}")
+        raise InputError(f"{dataset}: views repeats a view: {out}")
     return out
-
-
-def _int_option(dataset: str, name: str, value: Any, low: int, high: int | None = None) -> int:
-    bad = isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low
-    if bad or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise InputError(f"{dataset}: option {name!r} must be an integer {bound}, got {value!r}")
-    return int(value)
 
 
 def load_uci_mfeat(views: Sequence[str] = ("fou", "pix"), seed: int = 0) -> MultimodalDataset:
@@ -97,7 +89,7 @@ def load_uci_mfeat(views: Sequence[str] = ("fou", "pix"), seed: int = 0) -> Mult
         InputError: an unknown, repeated or empty view list, or a bad seed.
     """
     names = _views("uci-mfeat", views, list(MFEAT_VIEWS))
-    seed = _int_option("uci-mfeat", "seed", seed, 0)
+    seed = check_int("uci-mfeat", "seed", seed, minimum=0)
     raw = _read("uci_mfeat")
     digit = as_target("digit", raw["digit"].astype(np.int64), "classification")
     return MultimodalDataset(
@@ -164,9 +156,9 @@ def load_nutrimouse(
         InputError: a bad view list, seed, fold or number of folds.
     """
     names = _views("nutrimouse", views, list(NUTRIMOUSE_VIEWS))
-    seed = _int_option("nutrimouse", "seed", seed, 0)
-    n_folds = _int_option("nutrimouse", "n_folds", n_folds, 3, 40)
-    fold = _int_option("nutrimouse", "fold", fold, 0, n_folds - 1)
+    seed = check_int("nutrimouse", "seed", seed, minimum=0)
+    n_folds = check_int("nutrimouse", "n_folds", n_folds, 3, 40)
+    fold = check_int("nutrimouse", "fold", fold, 0, n_folds - 1)
     raw = _read("nutrimouse")
     genotype, diet = raw["genotype"], raw["diet"]
     folds = stratified_folds(np.char.add(np.char.add(genotype, "/"), diet), n_folds, seed)

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from mmfactor.checks import check_int
 from mmfactor.data.arrays import random_splits
 from mmfactor.data.dataset import ModalitySpec, MultimodalDataset, Target
-from mmfactor.errors import InputError
 
 D_SHARED, D_UNIQUE, DIM = 10, 6, 100
 VARIANCE = 0.5  # the covariance of every latent is VARIANCE * I
@@ -43,12 +43,8 @@ def load(seed: int = 0, n: int = 30000) -> MultimodalDataset:
     Raises:
         InputError: ``seed`` not a non-negative integer or ``n`` below 10.
     """
-    for name, value, low in (("seed", seed, 0), ("n", n, 10)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise InputError(
-                f"factorcl-synthetic: option {name!r} must be an integer >= {low}, got {value!r}"
-            )
-    seed, n = int(seed), int(n)
+    seed = check_int("factorcl-synthetic", "seed", seed, minimum=0)
+    n = check_int("factorcl-synthetic", "n", n, minimum=10)
     # Separate streams: the transforms depend on the seed only, not on n.
     t_rng = np.random.default_rng([seed, 0])
     transforms = [t_rng.uniform(0.0, 1.0, (D_SHARED + D_UNIQUE, DIM)) for _ in range(2)]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mmfactor.checks import check_choice
 from mmfactor.data.dataset import SPLITS, ModalitySpec, MultimodalDataset, Target
 from mmfactor.errors import InputError
 
@@ -45,10 +46,7 @@ def check_options(
         if m not in known:
             raise InputError(f"{loader}: unknown modality {m!r}; modalities: {', '.join(known)}")
     for option, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise InputError(
-                f"{loader}: {option} must be one of {', '.join(allowed)}, got {value!r}"
-            )
+        check_choice(loader, option, value, allowed)
     return chosen
 
 

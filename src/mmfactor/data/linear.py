@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mmfactor.checks import check_float, check_int
 from mmfactor.data.arrays import as_target, random_splits
 from mmfactor.data.dataset import ModalitySpec, MultimodalDataset
 from mmfactor.errors import InputError
@@ -57,16 +58,15 @@ def load_linear(
         ("common_rank", common_rank),
         ("individual_rank", individual_rank),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"linear: {name} must be a positive integer, got {value!r}")
+        check_int("linear", name, value, minimum=1)
     dims = [int(d) for d in dims]
     if len(dims) < 2 or min(dims) < common_rank + individual_rank:
         raise InputError(
             f"linear: dims needs two or more widths of at least common_rank + individual_rank "
             f"= {common_rank + individual_rank}, got {dims}"
         )
-    if not (signal > 0 and noise >= 0):
-        raise InputError(f"linear: signal must be > 0 and noise >= 0, got {signal}, {noise}")
+    check_float("linear", "signal", signal, minimum=0, min_open=True)
+    check_float("linear", "noise", noise, minimum=0)
     rng = np.random.default_rng(seed)
     z_common = rng.standard_normal((n, common_rank))
     arrays, loadings, latents = {}, {}, {"common": z_common}

@@ -1,30 +1,57 @@
-"""The data set registry: ``load(name, **options)``, ``available()``, ``loader_options(name)``."""
+"""The data set registry: ``load(name, **options)``, ``available()``, ``loader_options(name)``,
+``config_family(name, options)``."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mmfactor.data.dataset import MultimodalDataset
 from mmfactor.errors import InputError, unknown_name
 
-# name -> (module, function); imported on first use so that `import mmfactor` stays light.
-_LOADERS: dict[str, tuple[str, str]] = {
-    "synthetic": ("mmfactor.data.synthetic", "load"),
-    "factorcl-synthetic": ("mmfactor.data.factorcl_synthetic", "load"),
-    "uci-mfeat": ("mmfactor.data.embedded", "load_uci_mfeat"),
-    "nutrimouse": ("mmfactor.data.embedded", "load_nutrimouse"),
-    "multibench": ("mmfactor.data.multibench", "load_multibench"),
-    "mmsa": ("mmfactor.data.mmsa", "load_mmsa"),
-    "arrays": ("mmfactor.data.array_files", "load_arrays"),
-    "linear": ("mmfactor.data.linear", "load_linear"),
+#: A data set's default-config family (the ``methods/configs/<method>.yaml`` entry its runs
+#: start from): a fixed name, or a function of the data set's options.
+Family = str | Callable[[Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """Where a loader lives (imported on first use, so that ``import mmfactor`` stays light)
+    and its family (``None``: the data set's own name)."""
+
+    module: str
+    function: str
+    family: Family | None = None
+
+
+def _synthetic_family(options: Mapping[str, Any]) -> str:
+    """``synthetic`` with ``kind="sequence"`` takes the defaults of sequence data."""
+    return "sequence" if options.get("kind") == "sequence" else "synthetic"
+
+
+_LOADERS: dict[str, _Entry] = {
+    "synthetic": _Entry("mmfactor.data.synthetic", "load", _synthetic_family),
+    "factorcl-synthetic": _Entry("mmfactor.data.factorcl_synthetic", "load"),
+    "uci-mfeat": _Entry("mmfactor.data.embedded", "load_uci_mfeat"),
+    "nutrimouse": _Entry("mmfactor.data.embedded", "load_nutrimouse"),
+    # Files of sequences (MultiBench and MMSA affect data) share the sequence defaults.
+    "multibench": _Entry("mmfactor.data.multibench", "load_multibench", "sequence"),
+    "mmsa": _Entry("mmfactor.data.mmsa", "load_mmsa", "sequence"),
+    "arrays": _Entry("mmfactor.data.array_files", "load_arrays"),
+    "linear": _Entry("mmfactor.data.linear", "load_linear"),
 }
 
 
-def register_loader(name: str, module: str, function: str) -> None:
-    """Register ``module.function(**options) -> MultimodalDataset`` under ``name``."""
-    _LOADERS[name] = (module, function)
+def register_loader(name: str, module: str, function: str, family: Family | None = None) -> None:
+    """Register ``module.function(**options) -> MultimodalDataset`` under ``name``.
+
+    ``family`` names the method defaults its runs start from (``methods/configs``): a fixed
+    family, a function of the options, or ``None`` for ``name`` itself.
+    """
+    _LOADERS[name] = _Entry(module, function, family)
 
 
 def available() -> list[str]:
@@ -32,11 +59,22 @@ def available() -> list[str]:
     return sorted(_LOADERS)
 
 
+def config_family(name: str, options: Mapping[str, Any] | None = None) -> str:
+    """The default-config family of data set ``name`` loaded with ``options``: what its
+    registry entry declares; a name not in the registry is its own family."""
+    entry = _LOADERS.get(name)
+    if entry is None or entry.family is None:
+        return name
+    if isinstance(entry.family, str):
+        return entry.family
+    return entry.family(options or {})
+
+
 def _loader(name: str) -> Any:
     if name not in _LOADERS:
         raise unknown_name("data set", name, list(_LOADERS))
-    module, function = _LOADERS[name]
-    return getattr(importlib.import_module(module), function)
+    entry = _LOADERS[name]
+    return getattr(importlib.import_module(entry.module), entry.function)
 
 
 def loader_options(name: str) -> dict[str, Any]:

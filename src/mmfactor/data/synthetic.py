@@ -66,10 +66,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from mmfactor.checks import check_choice, check_float, check_int
 from mmfactor.data.arrays import random_splits
 from mmfactor.data.dataset import ModalitySpec, MultimodalDataset, Target
 from mmfactor.errors import InputError
@@ -127,26 +129,110 @@ def sequence_length_ranges(seq_len: int, modalities: int) -> list[tuple[int, int
 
 
 # ------------------------------------------------------------------------------------------
-# Option validation
+# Options
 
 
-def _int_option(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise InputError(f"synthetic: option {name!r} must be an integer >= {low}, got {value!r}")
-    return int(value)
+@dataclass(frozen=True)
+class _Options:
+    """The checked options of :func:`load` (``targets``: the kept names, canonical, or
+    ``None`` for all)."""
 
+    seed: int
+    n: int
+    d_shared: int
+    d_unique: int
+    d_nuisance: int
+    dim: int
+    noise: float
+    label_noise: float
+    modalities: int
+    kind: str
+    seq_len: int
+    n_unlabeled: int
+    targets: list[str] | None
 
-def _float_option(name: str, value: Any, low: float, high: float, high_open: bool) -> float:
-    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = (
-            math.isfinite(value) and low <= value and (value < high if high_open else value <= high)
+    @property
+    def names(self) -> list[str]:
+        """Modality names ``x1``, ``x2``, ..."""
+        return [f"x{m + 1}" for m in range(self.modalities)]
+
+    @property
+    def total(self) -> int:
+        """Samples generated: labeled and unlabeled."""
+        return self.n + self.n_unlabeled
+
+    @property
+    def k(self) -> int:
+        """Input width of each ``g_m``: ``[w_s; w_m; n_s; n_m]``."""
+        return self.d_shared + self.d_unique + 2 * self.d_nuisance
+
+    @property
+    def latent_blocks(self) -> list[tuple[str, int]]:
+        """``(name, size)`` of each latent block, in the fixed order of their streams."""
+        names = self.names
+        return (
+            [("shared", self.d_shared)]
+            + [(f"unique:{m}", self.d_unique) for m in names]
+            + [("nuisance:shared", self.d_nuisance)]
+            + [(f"nuisance:{m}", self.d_nuisance) for m in names]
         )
-    if not ok:
-        bound = f"[{low}, {high})" if high_open else f"[{low}, {high}]"
-        raise InputError(f"synthetic: option {name!r} must be a number in {bound}, got {value!r}")
-    return float(value)
+
+
+def _checked_options(
+    seed: Any,
+    n: Any,
+    d_shared: Any,
+    d_unique: Any,
+    d_nuisance: Any,
+    dim: Any,
+    noise: Any,
+    label_noise: Any,
+    modalities: Any,
+    kind: Any,
+    seq_len: Any,
+    n_unlabeled: Any,
+    targets: Any,
+) -> _Options:
+    """:func:`load`'s options, checked; an :class:`InputError` naming the first bad one."""
+    owner = "synthetic"
+    seed = check_int(owner, "seed", seed, minimum=0)
+    n = check_int(owner, "n", n, minimum=10)
+    d_shared = check_int(owner, "d_shared", d_shared, minimum=2)
+    d_unique = check_int(owner, "d_unique", d_unique, minimum=2)
+    d_nuisance = check_int(owner, "d_nuisance", d_nuisance, minimum=0)
+    dim = check_int(owner, "dim", dim, minimum=1)
+    noise = check_float(owner, "noise", noise, minimum=0)
+    label_noise = check_float(owner, "label_noise", label_noise, 0, 0.5, max_open=True)
+    modalities = check_int(owner, "modalities", modalities, minimum=2)
+    kind = check_choice(owner, "kind", kind, KINDS)
+    seq_len = check_int(owner, "seq_len", seq_len, minimum=4)
+    n_unlabeled = check_int(owner, "n_unlabeled", n_unlabeled, minimum=0)
+    kept = None if targets is None else _kept_targets(targets, target_names(modalities))
+    return _Options(
+        seed=seed,
+        n=n,
+        d_shared=d_shared,
+        d_unique=d_unique,
+        d_nuisance=d_nuisance,
+        dim=dim,
+        noise=noise,
+        label_noise=label_noise,
+        modalities=modalities,
+        kind=kind,
+        seq_len=seq_len,
+        n_unlabeled=n_unlabeled,
+        targets=kept,
+    )
+
+
+def _kept_targets(targets: Any, known: list[str]) -> list[str]:
+    """The canonical names of the targets to keep, in the fixed order of ``known``."""
+    if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:
+        raise InputError(
+            f"synthetic: targets must be a non-empty list of target names, got {targets!r}"
+        )
+    wanted = {_canonical_target(t, known) for t in targets}
+    return [t for t in known if t in wanted]
 
 
 def _canonical_target(name: Any, known: list[str]) -> str:
@@ -162,7 +248,7 @@ def _canonical_target(name: Any, known: list[str]) -> str:
             if r == ratio:
                 return canon
     raise InputError(
-        f"synthetic: option 'targets' has an unknown target {name!r}; known: {', '.join(known)}"
+        f"synthetic: targets has an unknown target {name!r}; known: {', '.join(known)}"
     )
 
 
@@ -312,6 +398,126 @@ def _labels(
 
 
 # ------------------------------------------------------------------------------------------
+# The steps of load
+
+
+def _draw_latents(o: _Options) -> dict[str, np.ndarray]:
+    """Every latent block ``(N, size)`` float64, each from its own stream."""
+    return {
+        name: _rng(o.seed, "latents", i).standard_normal((o.total, d))
+        for i, (name, d) in enumerate(o.latent_blocks)
+    }
+
+
+def _observations(
+    o: _Options, latents: dict[str, np.ndarray]
+) -> tuple[dict[str, ModalitySpec], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Specs, float32 arrays and (sequences) lengths of every modality."""
+    specs: dict[str, ModalitySpec] = {}
+    arrays: dict[str, np.ndarray] = {}
+    lengths: dict[str, np.ndarray] = {}
+    ranges = sequence_length_ranges(o.seq_len, o.modalities)
+    for i, m in enumerate(o.names):
+        z = np.concatenate(
+            [
+                latents["shared"],
+                latents[f"unique:{m}"],
+                latents["nuisance:shared"],
+                latents[f"nuisance:{m}"],
+            ],
+            axis=1,
+        )
+        if o.kind == "vector":
+            x = _vector_modality(o, i, z)
+            specs[m] = ModalitySpec(m, "vector", (o.dim,))
+        else:
+            x, lens = _sequence_modality(o, i, z, ranges[i])
+            lengths[m] = lens.astype(np.int64)
+            specs[m] = ModalitySpec(m, "sequence", (o.dim,))
+        arrays[m] = x.astype(np.float32)
+    return specs, arrays, lengths
+
+
+def _vector_modality(o: _Options, i: int, z: np.ndarray) -> np.ndarray:
+    """``x_m = g_m(z) + noise * eps`` ``(N, dim)`` of modality ``i``."""
+    g = _RandomMLP(o.seed, i, o.k, o.dim)
+    noise_rng = _rng(o.seed, "noise", i)
+    return g(z) + o.noise * noise_rng.standard_normal((o.total, o.dim), dtype=np.float32)
+
+
+def _sequence_modality(
+    o: _Options, i: int, z: np.ndarray, length_range: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``x_m[t] = g_m(z(t)) + noise * eps`` ``(N, T_m, dim)``, zero-padded at the end, and
+    the lengths ``(N,)`` of modality ``i``."""
+    g = _RandomMLP(o.seed, i, o.k, o.dim)
+    noise_rng = _rng(o.seed, "noise", i)
+    lo, hi = length_range
+    lens = _rng(o.seed, "lengths", i).integers(lo, hi + 1, size=o.total)
+    x = g(_trajectories(o.seed, i, z, lens, hi))
+    x += o.noise * noise_rng.standard_normal(x.shape, dtype=np.float32)
+    x *= (np.arange(hi)[None, :] < lens[:, None])[..., None]  # zero padding at the end
+    return x, lens
+
+
+def _targets(
+    o: _Options, signals: dict[str, np.ndarray]
+) -> tuple[dict[str, Target], dict[str, float]]:
+    """The kept binary targets and the median threshold of each."""
+    keep = target_names(o.modalities) if o.targets is None else o.targets
+    targets: dict[str, Target] = {}
+    thresholds: dict[str, float] = {}
+    # The index in the full list keys each target's label stream, kept or not.
+    for index, name in enumerate(target_names(o.modalities)):
+        if name not in keep:
+            continue
+        y, thresholds[name], _ = _labels(o.seed, index, signals[name], o.label_noise)
+        targets[name] = Target(name, y, "classification", ("0", "1"))
+    return targets, thresholds
+
+
+def _info(
+    o: _Options, thresholds: dict[str, float], target_params: dict[str, Any]
+) -> dict[str, Any]:
+    """``data.info``: the options and every parameter of the generator."""
+    info: dict[str, Any] = {
+        "options": asdict(o),
+        "generator": "mmfactor.data.synthetic.load",
+        "seeding": "numpy default_rng([seed, stream, key]) per random quantity; streams "
+        + ", ".join(f"{k}={v}" for k, v in _STREAMS.items()),
+        "latents": dict(o.latent_blocks),
+        "map": {
+            "input": "[w_s; w_m; n_s; n_m]",
+            "layers": [o.k, HIDDEN, HIDDEN, o.dim],
+            "activation": "tanh",
+            "gain": GAIN,
+            "bias_std": BIAS_STD,
+            "standardised_on": N_REFERENCE,
+        },
+        "targets": {
+            "nonlinear_share": NONLINEAR_SHARE,
+            "component": "sqrt(1-beta) a.w + sqrt(beta) ((b.w)^2 - 1)/sqrt(2)",
+            "mix": "sqrt(1-r) f(w_s) + sqrt(r) sum_m f(w_m) / sqrt(M)",
+            "synergy": "(c1.w_1)(c2.w_2) > median: XOR of signs",
+            "thresholds": thresholds,
+            "flipped_per_target": round(o.label_noise * o.total),
+            **target_params,
+        },
+        "unlabeled": "indices n..N-1 (split 'unlabeled'): their target values exist but are "
+        "not to be used for training or model selection",
+    }
+    if o.kind == "sequence":
+        ranges = sequence_length_ranges(o.seq_len, o.modalities)
+        info["sequence"] = {
+            "length_ranges": {m: list(r) for m, r in zip(o.names, ranges, strict=True)},
+            "basis": f"sqrt(2) cos(pi j t), j=1..{N_BASIS}, t in [0, 1]",
+            "temporal_share": TEMPORAL_SHARE,
+            "padding": "zeros at the end",
+        }
+    return info
+
+
+# ------------------------------------------------------------------------------------------
 
 
 def load(
@@ -357,141 +563,29 @@ def load(
     Raises:
         InputError: an invalid option value (the message names the option).
     """
-    seed = _int_option("seed", seed, 0)
-    n = _int_option("n", n, 10)
-    d_shared = _int_option("d_shared", d_shared, 2)
-    d_unique = _int_option("d_unique", d_unique, 2)
-    d_nuisance = _int_option("d_nuisance", d_nuisance, 0)
-    dim = _int_option("dim", dim, 1)
-    noise = _float_option("noise", noise, 0.0, math.inf, True)
-    label_noise = _float_option("label_noise", label_noise, 0.0, 0.5, True)
-    modalities = _int_option("modalities", modalities, 2)
-    if kind not in KINDS:
-        raise InputError(
-            f"synthetic: option 'kind' must be one of {', '.join(KINDS)}, got {kind!r}"
-        )
-    seq_len = _int_option("seq_len", seq_len, 4)
-    n_unlabeled = _int_option("n_unlabeled", n_unlabeled, 0)
-    all_targets = target_names(modalities)
-    if targets is None:
-        keep = all_targets
-    else:
-        if isinstance(targets, str) or not isinstance(targets, Sequence) or not targets:
-            raise InputError(
-                f"synthetic: option 'targets' must be a non-empty list of target names, "
-                f"got {targets!r}"
-            )
-        wanted = {_canonical_target(t, all_targets) for t in targets}
-        keep = [t for t in all_targets if t in wanted]
-
-    names = [f"x{m + 1}" for m in range(modalities)]
-    total = n + n_unlabeled
-
-    # Latents: one stream per block, in the fixed order of latent_names.
-    latent_names = (
-        ["shared"]
-        + [f"unique:{m}" for m in names]
-        + ["nuisance:shared"]
-        + [f"nuisance:{m}" for m in names]
+    o = _checked_options(
+        seed,
+        n,
+        d_shared,
+        d_unique,
+        d_nuisance,
+        dim,
+        noise,
+        label_noise,
+        modalities,
+        kind,
+        seq_len,
+        n_unlabeled,
+        targets,
     )
-    sizes = [d_shared] + [d_unique] * modalities + [d_nuisance] * (modalities + 1)
-    latents = {
-        name: _rng(seed, "latents", i).standard_normal((total, d))
-        for i, (name, d) in enumerate(zip(latent_names, sizes, strict=True))
-    }
-
-    arrays: dict[str, np.ndarray] = {}
-    lengths: dict[str, np.ndarray] = {}
-    specs: dict[str, ModalitySpec] = {}
-    ranges = sequence_length_ranges(seq_len, modalities)
-    k = d_shared + d_unique + 2 * d_nuisance
-    for i, m in enumerate(names):
-        z = np.concatenate(
-            [
-                latents["shared"],
-                latents[f"unique:{m}"],
-                latents["nuisance:shared"],
-                latents[f"nuisance:{m}"],
-            ],
-            axis=1,
-        )
-        g = _RandomMLP(seed, i, k, dim)
-        noise_rng = _rng(seed, "noise", i)
-        if kind == "vector":
-            x = g(z) + noise * noise_rng.standard_normal((total, dim), dtype=np.float32)
-            specs[m] = ModalitySpec(m, "vector", (dim,))
-        else:
-            lo, hi = ranges[i]
-            lens = _rng(seed, "lengths", i).integers(lo, hi + 1, size=total)
-            x = g(_trajectories(seed, i, z, lens, hi))
-            x += noise * noise_rng.standard_normal(x.shape, dtype=np.float32)
-            x *= (np.arange(hi)[None, :] < lens[:, None])[..., None]  # zero padding at the end
-            lengths[m] = lens.astype(np.int64)
-            specs[m] = ModalitySpec(m, "sequence", (dim,))
-        arrays[m] = x.astype(np.float32)
-
-    signals, target_params = _signals(
-        seed, latents["shared"], [latents[f"unique:{m}"] for m in names]
-    )
-    target_objs: dict[str, Target] = {}
-    thresholds: dict[str, float] = {}
-    for index, name in enumerate(all_targets):
-        if name not in keep:
-            continue
-        y, thresholds[name], _ = _labels(seed, index, signals[name], label_noise)
-        target_objs[name] = Target(name, y, "classification", ("0", "1"))
-
-    splits = random_splits(n, seed=seed)
-    if n_unlabeled:
-        splits["unlabeled"] = np.arange(n, total, dtype=np.int64)
-
-    info: dict[str, Any] = {
-        "options": {
-            "seed": seed,
-            "n": n,
-            "d_shared": d_shared,
-            "d_unique": d_unique,
-            "d_nuisance": d_nuisance,
-            "dim": dim,
-            "noise": noise,
-            "label_noise": label_noise,
-            "modalities": modalities,
-            "kind": kind,
-            "seq_len": seq_len,
-            "n_unlabeled": n_unlabeled,
-            "targets": None if targets is None else list(keep),
-        },
-        "generator": "mmfactor.data.synthetic.load",
-        "seeding": "numpy default_rng([seed, stream, key]) per random quantity; streams "
-        + ", ".join(f"{k}={v}" for k, v in _STREAMS.items()),
-        "latents": {name: d for name, d in zip(latent_names, sizes, strict=True)},
-        "map": {
-            "input": "[w_s; w_m; n_s; n_m]",
-            "layers": [k, HIDDEN, HIDDEN, dim],
-            "activation": "tanh",
-            "gain": GAIN,
-            "bias_std": BIAS_STD,
-            "standardised_on": N_REFERENCE,
-        },
-        "targets": {
-            "nonlinear_share": NONLINEAR_SHARE,
-            "component": "sqrt(1-beta) a.w + sqrt(beta) ((b.w)^2 - 1)/sqrt(2)",
-            "mix": "sqrt(1-r) f(w_s) + sqrt(r) sum_m f(w_m) / sqrt(M)",
-            "synergy": "(c1.w_1)(c2.w_2) > median: XOR of signs",
-            "thresholds": thresholds,
-            "flipped_per_target": round(label_noise * total),
-            **target_params,
-        },
-        "unlabeled": "indices n..N-1 (split 'unlabeled'): their target values exist but are "
-        "not to be used for training or model selection",
-    }
-    if kind == "sequence":
-        info["sequence"] = {
-            "length_ranges": {m: list(r) for m, r in zip(names, ranges, strict=True)},
-            "basis": f"sqrt(2) cos(pi j t), j=1..{N_BASIS}, t in [0, 1]",
-            "temporal_share": TEMPORAL_SHARE,
-            "padding": "zeros at the end",
-        }
+    latents = _draw_latents(o)
+    specs, arrays, lengths = _observations(o, latents)
+    unique = [latents[f"unique:{m}"] for m in o.names]
+    signals, target_params = _signals(o.seed, latents["shared"], unique)
+    target_objs, thresholds = _targets(o, signals)
+    splits = random_splits(o.n, seed=o.seed)
+    if o.n_unlabeled:
+        splits["unlabeled"] = np.arange(o.n, o.total, dtype=np.int64)
     return MultimodalDataset(
         modalities=specs,
         arrays=arrays,
@@ -499,7 +593,7 @@ def load(
         splits=splits,
         lengths=lengths,
         latents={name: v.astype(np.float32) for name, v in latents.items()},
-        info=info,
+        info=_info(o, thresholds, target_params),
         name="synthetic",
         default_target="mix@0.5" if "mix@0.5" in target_objs else next(iter(target_objs)),
     )

@@ -109,7 +109,7 @@ def factor_dependence(
             trained on 80% of the rows for ``steps`` batches, evaluated on the other 20%.
         max_rows: rows used by HSIC (its cost is quadratic).
     """
-    from mmfactor.estimators.fit import estimate_mi
+    from mmfactor.estimators import estimate_mi
 
     blocks = factors.blocks() if hasattr(factors, "blocks") else dict(factors)
     if not isinstance(blocks, Mapping):

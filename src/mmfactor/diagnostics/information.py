@@ -52,8 +52,9 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from mmfactor.checks import check_int
 from mmfactor.data.arrays import from_arrays
-from mmfactor.data.dataset import MultimodalDataset
+from mmfactor.data.dataset import MultimodalDataset, Target
 from mmfactor.diagnostics.pid import (
     InformationDecomposition,
     check_method,
@@ -264,63 +265,23 @@ def information_decomposition(
         InputError: unknown target, modality, method or projection; fewer than two
             modalities; bad option values; too few rows.
     """
-    check_method(method)
-    if projection not in PROJECTIONS:
-        raise InputError(f"unknown projection {projection!r}; available: {', '.join(PROJECTIONS)}")
-    for name, value, low in (
-        ("target_bins", target_bins, 2),
-        ("components", components, 1),
-        ("max_dim", max_dim, 1),
-        ("folds", folds, 2),
-        ("shuffles", shuffles, 0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise InputError(f"option {name!r} must be an integer >= {low}, got {value!r}")
-    if bins is not None and (
-        isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 2
-    ):
-        raise InputError(f"option 'bins' must be an integer >= 2, got {bins!r}")
-    if binning not in BINNINGS:
-        raise InputError(f"unknown binning {binning!r}; available: {', '.join(BINNINGS)}")
-    if correct_bias and shuffles < 1:
-        raise InputError("correct_bias=True needs shuffles >= 1 to estimate the bias")
-    names = list(data.modalities) if modalities is None else list(modalities)
-    if modalities is None:
-        names = names[:2]
-    if len(names) != 2 or names[0] == names[1]:
-        raise InputError(
-            f"information_decomposition needs two distinct modalities, got {names} "
-            f"(data set modalities: {', '.join(data.modalities)})"
-        )
-    for m in names:
-        if m not in data.modalities:
-            raise InputError(
-                f"data set {data.name!r} has no modality {m!r}; modalities: "
-                f"{', '.join(data.modalities)}"
-            )
+    _check_options(
+        method,
+        projection,
+        bins,
+        binning,
+        target_bins,
+        components,
+        max_dim,
+        folds,
+        shuffles,
+        correct_bias,
+    )
+    names = _modality_pair(data, modalities)
     tgt = data.target(target)
-    if split is None:
-        rows = np.setdiff1d(np.arange(len(data)), data.splits.get("unlabeled", []))
-    else:
-        rows = data.indices(split)
-    rows = rows[data.present[names[0]][rows] & data.present[names[1]][rows]]
-    if len(rows) < max(4 * folds, 20):
-        raise InputError(
-            f"information_decomposition needs at least {max(4 * folds, 20)} rows with both "
-            f"modalities present, got {len(rows)}"
-        )
+    rows = _rows(data, names, split, folds)
     n = len(rows)
-
-    values = tgt.values[rows]
-    if tgt.kind == "classification":
-        y = _codes([values])
-        onehot = np.eye(int(y.max()) + 1)[y]
-        onehot = onehot[:, 1:] if onehot.shape[1] == 2 else onehot  # binary: one column
-        y_fit = onehot - onehot.mean(0)
-    else:
-        y = _codes([_quantile_bins(values.astype(np.float64), target_bins)])
-        v = values.astype(np.float64)
-        y_fit = ((v - v.mean()) / (v.std() + 1e-12))[:, None]
+    y, y_fit = _target_codes(tgt, rows, target_bins)
     n_y = int(y.max()) + 1
     settings: dict[str, Any] = {
         "projection": projection,
@@ -336,42 +297,18 @@ def information_decomposition(
     with threadpool_limits(limits=1, user_api="blas"):
         z = [_whitened_components(_vectors(data, m, rows), max_dim, seed) for m in names]
         if projection == "pca":
-            per = [min(components, zm.shape[1]) for zm in z]
-            b = bins or _default_bins(n, max(per), n_y, min_per_cell, 1)
-            columns = [
-                [_score_bins(zm[:, j], b, binning) for j in range(k)] or [np.zeros(n, np.int64)]
-                for zm, k in zip(z, per, strict=True)
-            ]
-            settings.update(bins=b, components=components)
+            columns, pca_bins = _pca_columns(z, n, n_y, components, bins, binning, min_per_cell)
+            settings.update(bins=pca_bins, components=components)
         else:
-            fold = _fold_ids(n, folds, seed)
-            main = [_main_scores(zm, y_fit, fold) for zm in z]
-            predicted_class = y_fit.shape[1] > 1  # more than two classes
-            scores = 2 if projection == "interaction" else 1
-            b = bins or _default_bins(
-                n, scores - int(predicted_class), n_y, min_per_cell, n_y if predicted_class else 1
+            columns, score_bins = _supervised_columns(
+                z, y_fit, n, n_y, projection, bins, binning, folds, min_per_cell, seed
             )
-            columns = [
-                [np.argmax(s, 1) if predicted_class else _score_bins(s[:, 0], b, binning)]
-                for s in main
-            ]
-            if projection == "interaction":
-                s1, s2 = _interaction_scores(z[0], z[1], y_fit, fold)
-                columns[0].append(_score_bins(s1, b, binning))
-                columns[1].append(_score_bins(s2, b, binning))
-            settings.update(bins=None if predicted_class and scores == 1 else b)
+            settings.update(bins=score_bins)
         c1, c2 = _codes(columns[0]), _codes(columns[1])
         shape = (int(c1.max()) + 1, int(c2.max()) + 1, n_y)
         counts = _table(c1, c2, y, shape)
         parts, solver = decompose(counts / n, method)
-        bias = None
-        if shuffles:
-            rng = np.random.default_rng([seed, 1])
-            null = [
-                decompose(_table(c1, c2, rng.permutation(y), shape) / n, method)[0]
-                for _ in range(shuffles)
-            ]
-            bias = {k: float(np.mean([r[k] for r in null])) for k in parts if k != "h_y"}
+        bias = _shuffle_bias(c1, c2, y, shape, n, method, shuffles, seed, parts)
     if correct_bias and bias is not None:
         parts = {k: v - bias.get(k, 0.0) for k, v in parts.items()}
     names2 = (names[0], names[1])
@@ -386,6 +323,163 @@ def information_decomposition(
         corrected=bool(correct_bias),
         solver=solver,
     )
+
+
+# ------------------------------------------------------------------------------------------
+# The steps of information_decomposition
+
+
+def _check_options(
+    method: str,
+    projection: str,
+    bins: int | None,
+    binning: str,
+    target_bins: int,
+    components: int,
+    max_dim: int,
+    folds: int,
+    shuffles: int,
+    correct_bias: bool,
+) -> None:
+    check_method(method)
+    if projection not in PROJECTIONS:
+        raise InputError(f"unknown projection {projection!r}; available: {', '.join(PROJECTIONS)}")
+    owner = "information_decomposition"
+    check_int(owner, "target_bins", target_bins, minimum=2)
+    check_int(owner, "components", components, minimum=1)
+    check_int(owner, "max_dim", max_dim, minimum=1)
+    check_int(owner, "folds", folds, minimum=2)
+    check_int(owner, "shuffles", shuffles, minimum=0)
+    if bins is not None:
+        check_int(owner, "bins", bins, minimum=2)
+    if binning not in BINNINGS:
+        raise InputError(f"unknown binning {binning!r}; available: {', '.join(BINNINGS)}")
+    if correct_bias and shuffles < 1:
+        raise InputError("correct_bias=True needs shuffles >= 1 to estimate the bias")
+
+
+def _modality_pair(data: MultimodalDataset, modalities: Sequence[str] | None) -> list[str]:
+    """The two modalities decomposed (default: the data set's first two), checked."""
+    names = list(data.modalities) if modalities is None else list(modalities)
+    if modalities is None:
+        names = names[:2]
+    if len(names) != 2 or names[0] == names[1]:
+        raise InputError(
+            f"information_decomposition needs two distinct modalities, got {names} "
+            f"(data set modalities: {', '.join(data.modalities)})"
+        )
+    for m in names:
+        if m not in data.modalities:
+            raise InputError(
+                f"data set {data.name!r} has no modality {m!r}; modalities: "
+                f"{', '.join(data.modalities)}"
+            )
+    return names
+
+
+def _rows(data: MultimodalDataset, names: list[str], split: str | None, folds: int) -> np.ndarray:
+    """The rows used: those of ``split`` (default: every row outside ``unlabeled``) where
+    both modalities are present; enough of them for the folds."""
+    if split is None:
+        rows = np.setdiff1d(np.arange(len(data)), data.splits.get("unlabeled", []))
+    else:
+        rows = data.indices(split)
+    rows = rows[data.present[names[0]][rows] & data.present[names[1]][rows]]
+    if len(rows) < max(4 * folds, 20):
+        raise InputError(
+            f"information_decomposition needs at least {max(4 * folds, 20)} rows with both "
+            f"modalities present, got {len(rows)}"
+        )
+    return rows
+
+
+def _target_codes(tgt: Target, rows: np.ndarray, target_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The discrete target ``(n,)`` (classes, or quantile bins of a regression target) and
+    the centred columns ``(n, k)`` the supervised scores are fitted to (one-hot classes, one
+    column for two classes, or the standardised value)."""
+    values = tgt.values[rows]
+    if tgt.kind == "classification":
+        y = _codes([values])
+        onehot = np.eye(int(y.max()) + 1)[y]
+        onehot = onehot[:, 1:] if onehot.shape[1] == 2 else onehot  # binary: one column
+        return y, onehot - onehot.mean(0)
+    y = _codes([_quantile_bins(values.astype(np.float64), target_bins)])
+    v = values.astype(np.float64)
+    return y, ((v - v.mean()) / (v.std() + 1e-12))[:, None]
+
+
+def _pca_columns(
+    z: list[np.ndarray],
+    n: int,
+    n_y: int,
+    components: int,
+    bins: int | None,
+    binning: str,
+    min_per_cell: float,
+) -> tuple[list[list[np.ndarray]], int]:
+    """``projection="pca"``: the binned first ``components`` components of each modality,
+    and the bins per score."""
+    per = [min(components, zm.shape[1]) for zm in z]
+    b = bins or _default_bins(n, max(per), n_y, min_per_cell, 1)
+    columns = [
+        [_score_bins(zm[:, j], b, binning) for j in range(k)] or [np.zeros(n, np.int64)]
+        for zm, k in zip(z, per, strict=True)
+    ]
+    return columns, b
+
+
+def _supervised_columns(
+    z: list[np.ndarray],
+    y_fit: np.ndarray,
+    n: int,
+    n_y: int,
+    projection: str,
+    bins: int | None,
+    binning: str,
+    folds: int,
+    min_per_cell: float,
+    seed: int,
+) -> tuple[list[list[np.ndarray]], int | None]:
+    """``"supervised"`` and ``"interaction"``: the binned cross-fitted scores of each
+    modality (the predicted class where the target has more than two), and the bins per
+    score (``None`` when no score is binned)."""
+    fold = _fold_ids(n, folds, seed)
+    main = [_main_scores(zm, y_fit, fold) for zm in z]
+    predicted_class = y_fit.shape[1] > 1  # more than two classes
+    scores = 2 if projection == "interaction" else 1
+    b = bins or _default_bins(
+        n, scores - int(predicted_class), n_y, min_per_cell, n_y if predicted_class else 1
+    )
+    columns = [
+        [np.argmax(s, 1) if predicted_class else _score_bins(s[:, 0], b, binning)] for s in main
+    ]
+    if projection == "interaction":
+        s1, s2 = _interaction_scores(z[0], z[1], y_fit, fold)
+        columns[0].append(_score_bins(s1, b, binning))
+        columns[1].append(_score_bins(s2, b, binning))
+    return columns, None if predicted_class and scores == 1 else b
+
+
+def _shuffle_bias(
+    c1: np.ndarray,
+    c2: np.ndarray,
+    y: np.ndarray,
+    shape: tuple[int, ...],
+    n: int,
+    method: str,
+    shuffles: int,
+    seed: int,
+    parts: dict[str, float],
+) -> dict[str, float] | None:
+    """The mean of each part over ``shuffles`` decompositions with the target permuted
+    (the plug-in bias), or ``None`` without shuffles."""
+    if not shuffles:
+        return None
+    rng = np.random.default_rng([seed, 1])
+    null = [
+        decompose(_table(c1, c2, rng.permutation(y), shape) / n, method)[0] for _ in range(shuffles)
+    ]
+    return {k: float(np.mean([r[k] for r in null])) for k in parts if k != "h_y"}
 
 
 def _named_bias(bias: dict[str, float], names: tuple[str, str]) -> dict[str, float]:

@@ -41,6 +41,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
+from mmfactor.checks import check_int
 from mmfactor.data.dataset import ModalitySpec
 from mmfactor.errors import InputError, unknown_name
 
@@ -72,7 +73,7 @@ class Encoder(nn.Module):
                 f"{' or '.join(self.kinds)} modalities"
             )
         self.spec = spec
-        self.out_dim = check_int(name, "out_dim", out_dim, minimum=1)
+        self.out_dim = check_int(f"encoder {name!r}", "out_dim", out_dim, minimum=1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
@@ -154,54 +155,8 @@ def _resolve_scoped(name: str, spec: ModalitySpec, options: Mapping[str, Any]) -
     return flat
 
 
-# --- argument checks shared by the encoders ------------------------------------------------
-
-
-def check_int(encoder: str, option: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(
-            f"encoder {encoder!r}: option {option!r} must be an integer >= {minimum}, got {value!r}"
-        )
-    return int(value)
-
-
-def check_int_list(encoder: str, option: str, value: Any, minimum: int = 1) -> list[int]:
-    values = [value] if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(values, (list, tuple)):
-        raise InputError(
-            f"encoder {encoder!r}: option {option!r} must be an integer or a list of integers, "
-            f"got {value!r}"
-        )
-    return [check_int(encoder, option, v, minimum) for v in values]
-
-
-def check_probability(encoder: str, option: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise InputError(
-            f"encoder {encoder!r}: option {option!r} must be a number in [0, 1), got {value!r}"
-        )
-    return float(value)
-
-
-def check_choice(encoder: str, option: str, value: Any, choices: Mapping[str, Any]) -> Any:
-    if not isinstance(value, str) or value not in choices:
-        raise InputError(
-            f"encoder {encoder!r}: option {option!r} must be one of {', '.join(choices)}, "
-            f"got {value!r}"
-        )
-    return choices[value]
-
-
-def check_bool(encoder: str, option: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise InputError(
-            f"encoder {encoder!r}: option {option!r} must be true or false, got {value!r}"
-        )
-    return value
-
-
-# Importing the modules registers their encoders; they import the names above, which exist
-# by now, so the circular import is safe.
+# Importing the modules registers their encoders; they import Encoder and register_encoder,
+# which exist by now, so the circular import is safe.
 from mmfactor.encoders import image, mlp, sequence  # noqa: E402
 
 __all__ += ["image", "mlp", "sequence"]

@@ -1,6 +1,11 @@
-"""Cross-modal fusion for unaligned sequences: :func:`sparsemax` and
-:class:`CrossModalFusion`, MIRD's word-wise sparse attention with a gated addition (Qian et
-al. 2024).
+"""Fusion modules: one code from several modalities.
+
+- :class:`CrossModalFusion` (with :func:`sparsemax`): MIRD's word-wise sparse attention with
+  a gated addition, for unaligned sequences (Qian et al. 2024);
+- :class:`ConcatFusion`: per-modality encoders, absent ones zeroed, then an MLP (MFM's
+  default fusion);
+- :class:`MemoryFusion`: the Memory Fusion Network over aligned sequences (Zadeh et al.
+  2018, the fusion MFM's paper uses).
 
 Example:
     >>> from mmfactor.data.dataset import ModalitySpec
@@ -22,7 +27,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from mmfactor.data.batching import Batch, zero_missing
 from mmfactor.data.dataset import ModalitySpec
+from mmfactor.encoders.heads import MLPHead, mlp
 from mmfactor.errors import InputError
 
 
@@ -138,3 +145,77 @@ class CrossModalFusion(nn.Module):
 def _frames(x: torch.Tensor) -> torch.Tensor:
     """``(B, T, D)`` as is; vectors and images as one frame ``(B, 1, D)``."""
     return x if x.dim() == 3 else x.flatten(1)[:, None, :]
+
+
+class ConcatFusion(nn.Module):
+    """A code from several modalities: per-modality encoders, absent ones zeroed, then
+    ``MLP([e_1; ...; e_k])``. Shapes: a :class:`Batch` -> ``(B, out_dim)``."""
+
+    def __init__(self, encoders: nn.ModuleDict, embed_dim: int, hidden: int, out_dim: int):
+        super().__init__()
+        self.encoders = encoders
+        self.mlp = MLPHead(embed_dim * len(encoders), hidden, out_dim)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        emb = {m: enc(batch.x[m], batch.mask.get(m)) for m, enc in self.encoders.items()}
+        return self.mlp(torch.cat(list(zero_missing(emb, batch.present).values()), 1))
+
+
+class MemoryFusion(nn.Module):
+    """The Memory Fusion Network (Zadeh et al., AAAI 2018) over aligned sequences.
+
+    One LSTM per modality; at each step a delta-memory attention over the concatenated
+    cell states of steps t-1 and t, and a multi-view gated memory ``u_t = g1 * u_{t-1} +
+    g2 * tanh(D_u(c_hat))``. Output: ``Linear([h_1^T; ...; h_M^T; u^T])``. A modality's state
+    stops updating after its last real step (and never updates when it is absent).
+
+    Shapes: sequences ``(B, T, D_m)`` with one T for all modalities -> ``(B, out_dim)``.
+    """
+
+    def __init__(
+        self,
+        specs: Mapping[str, ModalitySpec],
+        out_dim: int,
+        hidden: int = 32,
+        memory: int = 64,
+        gate_hidden: int = 64,
+    ) -> None:
+        super().__init__()
+        vectors = [m for m, s in specs.items() if s.kind != "sequence"]
+        if vectors:
+            raise InputError(f"fusion 'mfn' needs sequence modalities; {vectors[0]!r} is not")
+        self.cells = nn.ModuleDict({m: nn.LSTMCell(s.dim, hidden) for m, s in specs.items()})
+        width = 2 * hidden * len(specs)
+
+        def net(out: int) -> nn.Module:
+            return mlp(width, [gate_hidden], out)
+
+        self.attention, self.update = net(width), net(memory)
+        self.retain_gate, self.update_gate = net(memory), net(memory)
+        self.hidden, self.memory = hidden, memory
+        self.out = nn.Linear(hidden * len(specs) + memory, out_dim)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        steps = {batch.x[m].shape[1] for m in self.cells}
+        if len(steps) > 1:
+            raise InputError(f"fusion 'mfn' needs aligned sequences (one length), got {steps}")
+        x0 = batch.x[next(iter(self.cells))]
+        b, t_max = x0.shape[:2]
+        h = {m: x0.new_zeros(b, self.hidden) for m in self.cells}
+        c = {m: x0.new_zeros(b, self.hidden) for m in self.cells}
+        u = x0.new_zeros(b, self.memory)
+        real = {m: batch.mask[m] & batch.present[m][:, None] for m in self.cells}
+        for t in range(t_max):  # recurrent over time: steps depend on each other
+            c_prev = torch.cat(list(c.values()), 1)
+            for m, cell in self.cells.items():
+                h_new, c_new = cell(batch.x[m][:, t], (h[m], c[m]))
+                keep = real[m][:, t : t + 1]
+                h[m], c[m] = torch.where(keep, h_new, h[m]), torch.where(keep, c_new, c[m])
+            both = torch.cat([c_prev, *c.values()], 1)
+            attended = both * torch.softmax(self.attention(both), 1)
+            u_new = torch.sigmoid(self.retain_gate(attended)) * u + torch.sigmoid(
+                self.update_gate(attended)
+            ) * torch.tanh(self.update(attended))
+            any_real = torch.stack([r[:, t] for r in real.values()], 1).any(1, keepdim=True)
+            u = torch.where(any_real, u_new, u)
+        return self.out(torch.cat([*h.values(), u], 1))

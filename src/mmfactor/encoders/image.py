@@ -10,16 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmfactor.checks import check_bool, check_int, check_int_list, check_probability
 from mmfactor.data.dataset import ModalitySpec
 from mmfactor.distributed import GlobalBatchNorm2d
-from mmfactor.encoders import (
-    Encoder,
-    check_bool,
-    check_int,
-    check_int_list,
-    check_probability,
-    register_encoder,
-)
+from mmfactor.encoders import Encoder, register_encoder
 from mmfactor.errors import InputError
 
 
@@ -60,14 +54,15 @@ class CNNEncoder(Encoder):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(spec, out_dim)
-        widths = check_int_list("cnn", "channels", channels)
+        owner = "encoder 'cnn'"
+        widths = check_int_list(owner, "channels", channels)
         if not widths:
-            raise InputError("encoder 'cnn': option 'channels' needs at least one entry")
-        k = check_int("cnn", "kernel_size", kernel_size, minimum=1)
+            raise InputError("encoder 'cnn': channels needs at least one entry")
+        k = check_int(owner, "kernel_size", kernel_size, minimum=1)
         if k % 2 == 0:
-            raise InputError(f"encoder 'cnn': option 'kernel_size' must be odd, got {k}")
-        bn = check_bool("cnn", "batchnorm", batchnorm)
-        p = check_probability("cnn", "dropout", dropout)
+            raise InputError(f"{owner}: kernel_size must be odd, got {k}")
+        bn = check_bool(owner, "batchnorm", batchnorm)
+        p = check_probability(owner, "dropout", dropout)
         blocks: list[nn.Module] = []
         width = spec.shape[0]
         for c in widths:

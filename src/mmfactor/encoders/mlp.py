@@ -11,16 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmfactor.checks import check_bool, check_choice, check_int_list, check_probability
 from mmfactor.data.dataset import ModalitySpec
 from mmfactor.distributed import GlobalBatchNorm1d
-from mmfactor.encoders import (
-    Encoder,
-    check_bool,
-    check_choice,
-    check_int_list,
-    check_probability,
-    register_encoder,
-)
+from mmfactor.encoders import Encoder, register_encoder
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
@@ -59,10 +53,11 @@ class MLPEncoder(Encoder):
         batchnorm: bool = False,
     ) -> None:
         super().__init__(spec, out_dim)
-        widths = check_int_list("mlp", "hidden", hidden)
-        act = check_choice("mlp", "activation", activation, ACTIVATIONS)
-        p = check_probability("mlp", "dropout", dropout)
-        bn = check_bool("mlp", "batchnorm", batchnorm)
+        owner = "encoder 'mlp'"
+        widths = check_int_list(owner, "hidden", hidden)
+        act = check_choice(owner, "activation", activation, ACTIVATIONS)
+        p = check_probability(owner, "dropout", dropout)
+        bn = check_bool(owner, "batchnorm", batchnorm)
         layers: list[nn.Module] = []
         width = spec.dim
         for h in widths:
@@ -91,7 +86,8 @@ class LinearEncoder(Encoder):
 
     def __init__(self, spec: ModalitySpec, out_dim: int, *, bias: bool = True) -> None:
         super().__init__(spec, out_dim)
-        self.net = nn.Linear(spec.dim, self.out_dim, bias=check_bool("linear", "bias", bias))
+        bias = check_bool("encoder 'linear'", "bias", bias)
+        self.net = nn.Linear(spec.dim, self.out_dim, bias=bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(self._as_input(x).flatten(1))

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmfactor.checks import check_int
 from mmfactor.errors import InputError
 
 if TYPE_CHECKING:
@@ -269,8 +270,7 @@ def embed_texts(
         (3, 384)
     """
     batch = _check_texts(texts)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    batch_size = check_int("embed_texts", "batch_size", batch_size, minimum=1)
     enc = encoder if encoder is not None else _default_encoder()
     out = np.empty((len(batch), OUT_DIM), dtype=np.float32)
     order = sorted(range(len(batch)), key=lambda i: -len(batch[i]))

@@ -20,15 +20,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from mmfactor.checks import check_bool, check_choice, check_int, check_probability
 from mmfactor.data.dataset import ModalitySpec
-from mmfactor.encoders import (
-    Encoder,
-    check_bool,
-    check_choice,
-    check_int,
-    check_probability,
-    register_encoder,
-)
+from mmfactor.encoders import Encoder, register_encoder
 from mmfactor.errors import InputError
 
 
@@ -87,10 +81,11 @@ class GRUEncoder(Encoder):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(spec, out_dim)
-        hidden = check_int("gru", "hidden", hidden, minimum=1)
-        layers = check_int("gru", "layers", layers, minimum=1)
-        bidirectional = check_bool("gru", "bidirectional", bidirectional)
-        p = check_probability("gru", "dropout", dropout)
+        owner = "encoder 'gru'"
+        hidden = check_int(owner, "hidden", hidden, minimum=1)
+        layers = check_int(owner, "layers", layers, minimum=1)
+        bidirectional = check_bool(owner, "bidirectional", bidirectional)
+        p = check_probability(owner, "dropout", dropout)
         self.layers, self.directions = layers, 2 if bidirectional else 1
         # nn.GRU applies dropout only between layers (and warns for one layer).
         self.gru = nn.GRU(
@@ -179,19 +174,17 @@ class TransformerEncoder(Encoder):
         positional: str = "sinusoidal",
     ) -> None:
         super().__init__(spec, out_dim)
-        d_model = check_int("transformer", "d_model", d_model, minimum=1)
-        heads = check_int("transformer", "heads", heads, minimum=1)
+        owner = "encoder 'transformer'"
+        d_model = check_int(owner, "d_model", d_model, minimum=1)
+        heads = check_int(owner, "heads", heads, minimum=1)
         if d_model % heads:
-            raise InputError(
-                f"encoder 'transformer': option 'd_model' ({d_model}) must be "
-                f"divisible by option 'heads' ({heads})"
-            )
-        layers = check_int("transformer", "layers", layers, minimum=1)
-        ff = 4 * d_model if ff is None else check_int("transformer", "ff", ff, minimum=1)
-        p = check_probability("transformer", "dropout", dropout)
-        self.max_len = check_int("transformer", "max_len", max_len, minimum=1)
+            raise InputError(f"{owner}: d_model ({d_model}) must be divisible by heads ({heads})")
+        layers = check_int(owner, "layers", layers, minimum=1)
+        ff = 4 * d_model if ff is None else check_int(owner, "ff", ff, minimum=1)
+        p = check_probability(owner, "dropout", dropout)
+        self.max_len = check_int(owner, "max_len", max_len, minimum=1)
         self.positional = check_choice(
-            "transformer",
+            owner,
             "positional",
             positional,
             {"sinusoidal": "sinusoidal", "learned": "learned"},
@@ -209,7 +202,7 @@ class TransformerEncoder(Encoder):
         layer = nn.TransformerEncoderLayer(d_model, heads, ff, p, batch_first=True)
         if attention_dropout is not None:
             layer.self_attn.dropout = check_probability(
-                "transformer", "attention_dropout", attention_dropout
+                owner, "attention_dropout", attention_dropout
             )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.out = nn.Linear(d_model, self.out_dim)
@@ -219,7 +212,7 @@ class TransformerEncoder(Encoder):
             if length > self.max_len:
                 raise InputError(
                     f"encoder 'transformer': sequence of {length} steps exceeds "
-                    f"option 'max_len' ({self.max_len}) of learned positions"
+                    f"max_len ({self.max_len}) of learned positions"
                 )
             return self.pos[:length]
         table: torch.Tensor = self.get_buffer("table")

@@ -23,7 +23,7 @@ from mmfactor.estimators.critics import (
     SeparableCritic,
     build_critic,
 )
-from mmfactor.estimators.fit import correlated_gaussians, estimate_mi
+from mmfactor.estimators.estimate import correlated_gaussians, estimate_mi
 from mmfactor.estimators.lower import JS, MINE, NWJ, SMILE, CriticEstimator, InfoNCE
 from mmfactor.estimators.registry import ESTIMATORS, available, build
 from mmfactor.estimators.upper import CLUB, NCECLUB, CLUBSample, GaussianConditional, L1Out

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmfactor.checks import check_choice, check_int
 from mmfactor.distributed import gather, gather_nograd, local_rows, world_size
 from mmfactor.errors import InputError
 
@@ -123,15 +124,10 @@ class MIEstimator(nn.Module):
 
     def __init__(self, a_dim: int, b_dim: int, c_dim: int = 0, condition: str = "concat") -> None:
         super().__init__()
-        if a_dim < 1 or b_dim < 1 or c_dim < 0:
-            raise InputError(
-                f"{self.name}: dimensions must be positive, got a_dim={a_dim} b_dim={b_dim} "
-                f"c_dim={c_dim}"
-            )
-        if condition not in CONDITIONS:
-            raise InputError(
-                f"{self.name}: condition must be one of {CONDITIONS}, got {condition!r}"
-            )
+        check_int(self.name, "a_dim", a_dim, minimum=1)
+        check_int(self.name, "b_dim", b_dim, minimum=1)
+        check_int(self.name, "c_dim", c_dim, minimum=0)
+        check_choice(self.name, "condition", condition, CONDITIONS)
         if condition == "both" and c_dim == 0:
             raise InputError(f"{self.name}: condition='both' needs c_dim > 0")
         if condition == "negatives" and c_dim:

@@ -13,34 +13,24 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mmfactor.checks import check_float, check_int, check_int_list
+from mmfactor.encoders.heads import mlp
 from mmfactor.errors import InputError, unknown_name
 
 Hidden = int | Sequence[int]
 CHUNK_BYTES = 16 * 2**20  # see ConcatCritic.chunk_rows
 
 
-def hidden_sizes(hidden: Hidden) -> tuple[int, ...]:
+def hidden_sizes(hidden: Hidden, owner: str = "critic") -> tuple[int, ...]:
     """``hidden`` as a tuple of layer widths (an int is one layer); validated."""
-    sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-    if any(not isinstance(h, int) or h < 1 for h in sizes):
-        raise InputError(f"hidden sizes must be positive integers, got {hidden!r}")
-    return sizes
+    if isinstance(hidden, Sequence) and not isinstance(hidden, str):
+        hidden = list(hidden)
+    return tuple(check_int_list(owner, "hidden", hidden, minimum=1))
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    """``in_dim -> hidden[0] -> ... -> out_dim``, ReLU between layers, linear output."""
-    dims = [in_dim, *hidden, out_dim]
-    layers: list[nn.Module] = []
-    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-        if i:
-            layers.append(nn.ReLU())
-        layers.append(nn.Linear(d_in, d_out))
-    return nn.Sequential(*layers)
-
-
-def _check_dims(a_dim: int, b_dim: int) -> None:
-    if a_dim < 1 or b_dim < 1:
-        raise InputError(f"critic: dimensions must be positive, got a_dim={a_dim} b_dim={b_dim}")
+def _check_dims(owner: str, a_dim: int, b_dim: int) -> None:
+    check_int(owner, "a_dim", a_dim, minimum=1)
+    check_int(owner, "b_dim", b_dim, minimum=1)
 
 
 class Critic(nn.Module):
@@ -73,13 +63,11 @@ class SeparableCritic(Critic):
         temperature: float = 1.0,
     ) -> None:
         super().__init__()
-        _check_dims(a_dim, b_dim)
-        if embed_dim < 1 or temperature <= 0:
-            raise InputError(
-                f"separable critic: embed_dim must be >= 1 and temperature > 0, got "
-                f"{embed_dim} and {temperature}"
-            )
-        sizes = hidden_sizes(hidden)
+        owner = "separable critic"
+        _check_dims(owner, a_dim, b_dim)
+        check_int(owner, "embed_dim", embed_dim, minimum=1)
+        check_float(owner, "temperature", temperature, minimum=0, min_open=True)
+        sizes = hidden_sizes(hidden, owner)
         self.g = mlp(a_dim, sizes, embed_dim)
         self.h = mlp(b_dim, sizes, embed_dim)
         self.temperature = temperature
@@ -101,7 +89,7 @@ class BilinearCritic(Critic):
 
     def __init__(self, a_dim: int, b_dim: int) -> None:
         super().__init__()
-        _check_dims(a_dim, b_dim)
+        _check_dims("bilinear critic", a_dim, b_dim)
         # Small random start: with W = 0 every pair scores alike, a saddle of the bounds.
         self.weight = nn.Parameter(torch.randn(a_dim, b_dim) / (a_dim * b_dim) ** 0.5)
 
@@ -131,8 +119,8 @@ class ConcatCritic(Critic):
 
     def __init__(self, a_dim: int, b_dim: int, hidden: Hidden = (128, 64)) -> None:
         super().__init__()
-        _check_dims(a_dim, b_dim)
-        sizes = hidden_sizes(hidden)
+        _check_dims("concat critic", a_dim, b_dim)
+        sizes = hidden_sizes(hidden, "concat critic")
         if not sizes:
             raise InputError("concat critic: hidden needs at least one layer")
         self.first_a = nn.Linear(a_dim, sizes[0])

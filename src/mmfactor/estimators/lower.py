@@ -16,8 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mmfactor.checks import check_float
 from mmfactor.distributed import gather, gather_nograd
-from mmfactor.errors import InputError
 from mmfactor.estimators.base import MIEstimator, Pairs, row_logmeanexp, row_mean
 from mmfactor.estimators.critics import Hidden, build_critic
 
@@ -136,8 +136,7 @@ class MINE(CriticEstimator):
 
     def __init__(self, a_dim: int, b_dim: int, alpha: float = 0.01, **kwargs: Any) -> None:
         super().__init__(a_dim, b_dim, **kwargs)
-        if not 0.0 < alpha <= 1.0:
-            raise InputError(f"mine: alpha must be in (0, 1], got {alpha}")
+        check_float("mine", "alpha", alpha, 0, 1, min_open=True)
         self.alpha = alpha
         self.log_ma: torch.Tensor
         self.ma_ready: torch.Tensor
@@ -218,8 +217,7 @@ class SMILE(CriticEstimator):
 
     def __init__(self, a_dim: int, b_dim: int, clip: float = 5.0, **kwargs: Any) -> None:
         super().__init__(a_dim, b_dim, **kwargs)
-        if clip <= 0:
-            raise InputError(f"smile: clip must be positive, got {clip}")
+        check_float("smile", "clip", clip, minimum=0, min_open=True)
         self.clip = clip
 
     def mi(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,10 +15,11 @@ import math
 import torch
 from torch import nn
 
+from mmfactor.checks import check_float
 from mmfactor.distributed import gather
-from mmfactor.errors import InputError
+from mmfactor.encoders.heads import mlp
 from mmfactor.estimators.base import MIEstimator, row_logmeanexp, row_mean
-from mmfactor.estimators.critics import Hidden, hidden_sizes, mlp
+from mmfactor.estimators.critics import Hidden, hidden_sizes
 from mmfactor.estimators.lower import CriticEstimator, infonce_terms
 
 
@@ -38,9 +39,9 @@ class GaussianConditional(nn.Module):
         self, in_dim: int, out_dim: int, hidden: Hidden = (128, 64), log_var_bound: float = 5.0
     ) -> None:
         super().__init__()
-        if log_var_bound <= 0:
-            raise InputError(f"log_var_bound must be positive, got {log_var_bound}")
-        sizes = hidden_sizes(hidden)
+        owner = "GaussianConditional"
+        check_float(owner, "log_var_bound", log_var_bound, minimum=0, min_open=True)
+        sizes = hidden_sizes(hidden, owner)
         self.mu = mlp(in_dim, sizes, out_dim)
         self.logvar = mlp(in_dim, sizes, out_dim)
         self.bound = log_var_bound

@@ -175,10 +175,19 @@ def evaluate(
         raise InputError(f"unknown protocol {protocol!r}; protocols: {', '.join(PROTOCOLS)}")
     target_names = list(targets) if targets is not None else data.target_names
     for t in target_names:
-        data.target(t)
+        if t not in data.targets:
+            raise InputError(
+                f"targets: data set {data.name!r} has no target {t!r}; targets: "
+                f"{', '.join(data.targets) or '(none)'}",
+                argument="targets",
+            )
     for m in missing:
         if m not in data.modalities:
-            raise InputError(f"--missing {m!r}: modalities are {', '.join(data.modalities)}")
+            raise InputError(
+                f"missing: data set {data.name!r} has no modality {m!r}; modalities: "
+                f"{', '.join(data.modalities)}",
+                argument="missing",
+            )
     stats = getattr(model, "train_stats", {})
     base = _record_base(model, data, seed, context)
     base.update(

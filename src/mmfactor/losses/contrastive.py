@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmfactor.checks import check_float
 from mmfactor.distributed import gather, gather_nograd, local_rows
-from mmfactor.errors import InputError
 
 
 class InfoNCELoss(nn.Module):
@@ -30,8 +30,7 @@ class InfoNCELoss(nn.Module):
 
     def __init__(self, temperature: float = 0.1, normalize: bool = True) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise InputError(f"temperature must be positive, got {temperature}")
+        check_float("InfoNCELoss", "temperature", temperature, minimum=0, min_open=True)
         self.temperature = temperature
         self.normalize = normalize
 
@@ -57,8 +56,7 @@ class SupConLoss(nn.Module):
 
     def __init__(self, temperature: float = 0.1) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise InputError(f"temperature must be positive, got {temperature}")
+        check_float("SupConLoss", "temperature", temperature, minimum=0, min_open=True)
         self.temperature = temperature
 
     def forward(self, views: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

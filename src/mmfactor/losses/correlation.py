@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmfactor.checks import check_float, check_int
 from mmfactor.distributed import gather
 from mmfactor.errors import InputError
 
@@ -85,11 +86,11 @@ class TotalCorrelation(nn.Module):
 
     def __init__(self, k: int | None = None, ridge: float = 1e-3, gather: bool = True) -> None:
         super().__init__()
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-            raise InputError(f"TotalCorrelation: k must be a positive integer or None, got {k!r}")
-        if not ridge >= 0:
-            raise InputError(f"TotalCorrelation: ridge must be >= 0, got {ridge!r}")
-        self.k, self.ridge, self.gather = k, float(ridge), bool(gather)
+        if k is not None:  # None: every canonical correlation
+            k = check_int("TotalCorrelation", "k", k, minimum=1)
+        self.k = k
+        self.ridge = check_float("TotalCorrelation", "ridge", ridge, minimum=0)
+        self.gather = bool(gather)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         # Float64 for the decompositions: a few hundred rows of float32 lose the small

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mmfactor.checks import check_int
 from mmfactor.distributed import gather
-from mmfactor.errors import InputError
 
 
 class CMD(nn.Module):
@@ -35,9 +35,7 @@ class CMD(nn.Module):
 
     def __init__(self, moments: int = 5) -> None:
         super().__init__()
-        if not isinstance(moments, int) or moments < 1:
-            raise InputError(f"CMD: moments must be a positive integer, got {moments!r}")
-        self.moments = moments
+        self.moments = check_int("CMD", "moments", moments, minimum=1)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         a, b = gather(a), gather(b)

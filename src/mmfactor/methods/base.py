@@ -6,28 +6,47 @@ A method is an ``nn.Module`` with
   ``specific`` part per modality (evaluation only ever sees ``Factors``);
 - ``loss(batch) -> Loss``: the training objective, a total plus named parts for logging;
 - optionally ``predict(batch)``: its own prediction head's output;
-- optionally estimator networks (CLUB, MINE critics, adversaries): ``estimator_parameters()``
-  and ``estimator_loss(batch, state)``. The training engine alternates a main step on all
-  other parameters (estimators frozen) with ``estimator_steps`` steps on the estimator
-  parameters alone, fed the detached representations the main step left in ``Loss.state``.
+- optionally estimator networks (CLUB, MINE critics, adversaries): ``estimator_modules()``.
+  The training engine alternates a main step on all other parameters (estimators frozen)
+  with ``estimator_steps`` steps on the estimator parameters alone, which minimise
+  ``estimator_loss(batch, state)``: by default each estimator's own ``learning_loss`` on the
+  detached inputs the main step recorded in ``Loss.state`` through :meth:`Method.estimate`.
+
+Plumbing every method shares lives here, once: modality pairs (:meth:`Method.modality_pairs`,
+:func:`pair_name`), the augmented batch (:func:`augmented`), zeroing an absent modality
+(:func:`~mmfactor.data.batching.zero_missing`), the labeled rows (:func:`labeled_rows`) and
+the task loss.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import combinations
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from mmfactor.data.batching import Batch
+from mmfactor.checks import check_int
+from mmfactor.data.batching import Batch, zero_missing
 from mmfactor.data.dataset import ModalitySpec, TaskSpec
 from mmfactor.encoders import build_encoder
 from mmfactor.errors import InputError
 
 Array = torch.Tensor | np.ndarray
+__all__ = [
+    "Factors",
+    "Loss",
+    "Method",
+    "augmented",
+    "labeled_rows",
+    "masked_mean",
+    "pair_name",
+    "task_loss",
+    "zero_missing",
+]
 
 
 @dataclass
@@ -86,7 +105,13 @@ class Factors:
 @dataclass
 class Loss:
     """A total to minimise, named parts for logging (each a 0-d tensor), and ``state``:
-    detached tensors the estimator step may reuse instead of re-encoding the batch.
+    the detached inputs of each estimator network, keyed by its module name (as
+    :meth:`Method.estimate` records them), which the estimator step reuses instead of
+    re-encoding the batch.
+
+    Part names follow one convention across methods: ``task`` (the supervised loss),
+    ``rec_<m>`` (reconstruction of modality m), and an estimate's bound and pair, e.g.
+    ``nce_<a>_<b>``, ``club_<a>_<b>`` (positive = estimated information, in nats).
 
     ``objective``: what is logged as ``loss`` and so watched by model selection and early
     stopping, when it differs from ``total``: a method whose total also trains auxiliary
@@ -128,6 +153,12 @@ class Method(nn.Module):
     #: gradient training (a method without trainable parameters, like ``cca``, has none).
     closed_form: ClassVar[bool] = False
     estimator_steps: int = 0
+    #: Rows of the recorded estimator inputs each estimator step uses, drawn afresh per step
+    #: (None: all of them).
+    estimator_batch: int | None = None
+    #: Old state-dict key prefixes -> current ones, so that checkpoints written before a
+    #: module was renamed still load (applied by :func:`mmfactor.runs.load_run`).
+    renamed_parameters: Mapping[str, str] = {}
     train_stats: dict[str, Any]  # set by mmfactor.fit: seconds, samples/s, epochs, target
 
     def __init__(
@@ -143,8 +174,7 @@ class Method(nn.Module):
                 f"{self.name or type(self).__name__} needs at least two modalities, "
                 f"got {list(modalities)}"
             )
-        if embed_dim < 1:
-            raise InputError(f"embed_dim must be positive, got {embed_dim}")
+        check_int(self.name or type(self).__name__, "embed_dim", embed_dim, minimum=1)
         reason = self.unsupported(modalities)
         if reason is not None:
             raise InputError(f"{self.name}: {reason}")
@@ -194,6 +224,10 @@ class Method(nn.Module):
     def build_task_modules(self, task: TaskSpec) -> None:
         """Override to create task-dependent modules."""
 
+    def modality_pairs(self) -> list[tuple[str, str]]:
+        """Every unordered pair of modalities ``(a, b)``, a before b in the data's order."""
+        return list(combinations(self.modality_names, 2))
+
     # --- the contract ------------------------------------------------------------------
     def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-modality encoder outputs ``(B, embed_dim)``."""
@@ -227,9 +261,36 @@ class Method(nn.Module):
         skip = {id(p) for p in self.estimator_parameters()}
         return (p for p in self.parameters() if id(p) not in skip)
 
+    def estimate(
+        self, name: str, *inputs: torch.Tensor | None, state: dict[str, Any] | None = None
+    ) -> torch.Tensor:
+        """The estimate of the estimator module ``name`` (e.g. ``"club.x1_x2"``) on
+        ``inputs`` ``(a, b[, c])``; with ``state``, their detached copies are recorded in
+        ``state[name]`` for the estimator step (estimator modules only)."""
+        if state is not None:
+            state[name] = tuple(None if x is None else x.detach() for x in inputs)
+        return self.get_submodule(name)(*inputs)
+
     def estimator_loss(self, batch: Batch, state: dict[str, Any]) -> torch.Tensor:
-        """What the estimator parameters minimise, on the detached ``Loss.state``."""
-        raise NotImplementedError(f"{self.name} has no estimator networks")
+        """What the estimator parameters minimise: the sum of each recorded estimator's own
+        ``learning_loss`` on its detached inputs (``estimator_batch`` random rows of them,
+        the same rows for every input of one estimator, if set)."""
+        if not state:
+            raise NotImplementedError(f"{self.name} recorded no estimator inputs")
+        estimators: dict[str, Any] = {name: self.get_submodule(name) for name in state}
+        losses = [
+            estimators[name].learning_loss(*self.estimator_rows(inputs))
+            for name, inputs in state.items()
+        ]
+        return torch.stack(losses).sum()
+
+    def estimator_rows(self, inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``inputs`` or ``estimator_batch`` random rows of them (the same rows for all)."""
+        n = inputs[0].shape[0]
+        if self.estimator_batch is None or n <= self.estimator_batch:
+            return inputs
+        rows = torch.randperm(n, device=inputs[0].device)[: self.estimator_batch]
+        return tuple(None if x is None else x[rows] for x in inputs)
 
 
 def encoder_name(spec: ModalitySpec, choice: Mapping[str, str] | None) -> str:
@@ -239,6 +300,23 @@ def encoder_name(spec: ModalitySpec, choice: Mapping[str, str] | None) -> str:
 
 
 DEFAULT_ENCODER = {"vector": "mlp", "sequence": "gru", "image": "cnn"}
+
+
+def pair_name(a: str, b: str) -> str:
+    """The name of the pair of modalities (or factors) ``a`` and ``b`` in part and module
+    names: ``"x1_x2"``."""
+    return f"{a}_{b}"
+
+
+def augmented(batch: Batch, augment: Mapping[str, nn.Module] | nn.ModuleDict) -> Batch:
+    """The batch with every modality m replaced by ``augment[m](x_m, mask_m)``; targets,
+    presence and row indices are kept."""
+    x_aug, mask_aug = {}, dict(batch.mask)
+    for m, transform in augment.items():
+        x_aug[m], mask_m = transform(batch.x[m], batch.mask.get(m))
+        if mask_m is not None:
+            mask_aug[m] = mask_m
+    return replace(batch, x=x_aug, mask=mask_aug)
 
 
 def labeled_rows(output: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

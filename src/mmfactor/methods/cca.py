@@ -34,13 +34,13 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
+from mmfactor.checks import check_float, check_int
 from mmfactor.data.batching import Batch
 from mmfactor.data.dataset import ModalitySpec
 from mmfactor.errors import InputError
 from mmfactor.losses.correlation import TotalCorrelation
-from mmfactor.methods.base import Factors, Loss, Method
+from mmfactor.methods.base import Factors, Loss, Method, zero_missing
 from mmfactor.methods.registry import register
-from mmfactor.methods.supervised import zero_missing
 
 
 class CrossMoments:
@@ -125,11 +125,8 @@ class CanonicalMethod(Method):
     ) -> None:
         super().__init__(modalities, embed_dim, **kwargs)
         self.k = embed_dim if k is None else k
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise InputError(f"{self.name}: k must be a positive integer, got {k!r}")
-        if not 0 <= reg:
-            raise InputError(f"{self.name}: reg must be >= 0, got {reg!r}")
-        self.reg = float(reg)
+        check_int(self.name, "k", self.k, minimum=1)
+        self.reg = check_float(self.name, "reg", reg, minimum=0)
         dims = self.feature_dims()
         if self.k > min(dims.values()):
             raise InputError(f"{self.name}: k = {self.k} exceeds the feature widths {dims}")

@@ -11,17 +11,14 @@ the FactorCL paper); no ``specific`` factors. Missing modality: its block is zer
 
 from __future__ import annotations
 
-from itertools import combinations
-
 import torch
 from torch import nn
 
 from mmfactor.data.batching import Batch
+from mmfactor.encoders.heads import modality_heads
 from mmfactor.losses import InfoNCELoss
-from mmfactor.methods.base import Factors, Loss, Method
-from mmfactor.methods.heads import modality_heads
+from mmfactor.methods.base import Factors, Loss, Method, zero_missing
 from mmfactor.methods.registry import register
-from mmfactor.methods.supervised import zero_missing
 
 
 @register("clip")
@@ -59,7 +56,7 @@ class CLIP(Method):
     def cross_modal(self, emb: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean symmetric InfoNCE over modality pairs of the projected embeddings."""
         z = {m: self.projections[m](e) for m, e in emb.items()}
-        pairs = list(combinations(self.modality_names, 2))
+        pairs = self.modality_pairs()
         return sum(self.infonce(z[a], z[b]) for a, b in pairs) / len(pairs)
 
     def loss(self, batch: Batch) -> Loss:

@@ -12,7 +12,7 @@ from torch import nn
 
 from mmfactor.augment import default_augmentation
 from mmfactor.data.batching import Batch
-from mmfactor.methods.base import Loss
+from mmfactor.methods.base import Loss, augmented
 from mmfactor.methods.clip import CLIP
 from mmfactor.methods.registry import register
 
@@ -37,13 +37,7 @@ class CrossSelf(CLIP):
     def loss(self, batch: Batch) -> Loss:
         emb = self.embed(batch)
         cross = self.cross_modal(emb)
-        x_aug, mask_aug = {}, {}
-        for m in self.modality_names:
-            x_aug[m], mask_m = self.augment[m](batch.x[m], batch.mask.get(m))
-            if mask_m is not None:
-                mask_aug[m] = mask_m
-        aug_batch = Batch(x_aug, batch.present, mask_aug)
-        emb_aug = self.embed(aug_batch)
+        emb_aug = self.embed(augmented(batch, self.augment))
         within = sum(
             self.infonce(self.self_projections[m](emb[m]), self.self_projections[m](emb_aug[m]))
             for m in self.modality_names

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mmfactor.data.dataset import ModalitySpec
-from mmfactor.methods.heads import MLPHead
+from mmfactor.encoders.heads import MLPHead
 
 
 class SequenceDecoder(nn.Module):

@@ -11,18 +11,18 @@ removes upper bounds of what should not (Sec. 3.2, Eq. 8-9):
 - U_i >= I_NCE(X_i; Y) - I_NCE-CLUB(X1; X2) + I_NCE(X1; X2 | Y)
 
 Architecture (App. D.1): one encoder per modality, e_m = Enc_m(x_m) ``(B, embed_dim)``; each
-MI term t in {a, b, c, d, e} has its own 1-hidden-layer projection head h^t_m per modality
-``(B, embed_dim) -> (B, proj_dim)`` and its own critic:
+MI term has its own 1-hidden-layer projection head h^term_m per modality
+``(B, embed_dim) -> (B, proj_dim)`` and its own critic. The terms, named as in the code:
 
-=====  ==========================  =====  =========================================
-term   bound                       sign   critic input
-=====  ==========================  =====  =========================================
-a      I_NCE(X1; X2)               -      (h^a_1 e_1, h^a_2 e_2)
-b      I_NCE-CLUB(X1; X2 | Y)      +      (h^b_1 e_1, h^b_2 e_2), conditioned on y
-c      I_NCE(X_m; Y)               -      (h^c_m e_m, label embedding of y)
-d      I_NCE(X1; X2 | Y)           -      (h^d_1 e_1, h^d_2 e_2), conditioned on y
-e      I_NCE-CLUB(X1; X2)          +      (h^e_1 e_1, h^e_2 e_2)
-=====  ==========================  =====  =========================================
+=============  ==========================  =====  ==========================================
+term           bound                       sign   critic input
+=============  ==========================  =====  ==========================================
+``nce``        I_NCE(X1; X2)               -      (h^nce_1 e_1, h^nce_2 e_2)
+``club_cond``  I_NCE-CLUB(X1; X2 | Y)      +      (h^club_cond_1 e_1, h^club_cond_2 e_2), and y
+``nce_y``      I_NCE(X_m; Y)               -      (h^nce_y_m e_m, label embedding of y)
+``nce_cond``   I_NCE(X1; X2 | Y)           -      (h^nce_cond_1 e_1, h^nce_cond_2 e_2), and y
+``club``       I_NCE-CLUB(X1; X2)          +      (h^club_1 e_1, h^club_2 e_2)
+=============  ==========================  =====  ==========================================
 
 Loss (all weights 1, each term once, as the released code and App. D Eq. 94-99)::
 
@@ -34,21 +34,22 @@ parameters). The two NCE-CLUB critics are estimator modules: the engine trains t
 the estimator step (``estimator_steps`` steps per batch) by their own InfoNCE
 (``learning_loss``), on the detached head outputs the main step leaves in ``Loss.state``.
 
-Factors (spec): Z_S_m = [h^a_m e_m ; h^b_m e_m] ``(B, 2 proj_dim)`` and
-Z_U_m = [h^c_m e_m ; h^e_m e_m ; h^d_m e_m] ``(B, 3 proj_dim)``; ``shared`` =
+Factors: Z_S_m = [h^nce_m e_m ; h^club_cond_m e_m] ``(B, 2 proj_dim)`` (the heads of the
+shared terms) and Z_U_m = [h^nce_y_m e_m ; h^club_m e_m ; h^nce_cond_m e_m] ``(B, 3 proj_dim)``
+(the heads of the unique terms); ``shared`` =
 [Z_S_1 ; ... ; Z_S_M] ``(B, 2 M proj_dim)``, ``specific[m]`` = Z_U_m. A modality missing at
 encode time contributes zero blocks (its rows of Z_S_m and Z_U_m are set to 0).
 
-Extension to M > 2 modalities (not in the paper): the pairwise terms (a, b, d, e) are applied
-to every pair of modalities, each pair with its own critics, and the I(X_m; Y) term (c) to
-every modality; heads stay one per term and modality.
+Extension to M > 2 modalities (not in the paper): the pairwise terms are applied to every
+pair of modalities, each pair with its own critics, and I(X_m; Y) to every modality; heads
+stay one per term and modality.
 
 FactorCL-SSL (Sec. 3.3): no labels. I(X_m; Y) becomes I_NCE(X_m; X_m') between x_m and an
-augmentation x_m' through the same head h^c_m, and the conditional terms condition on the
+augmentation x_m' through the same head h^nce_y_m, and the conditional terms condition on the
 augmented pair instead of Y by concatenating [h(e_m) ; h(e_m')] on each side, i.e. they are
 unconditional estimators on ``2 proj_dim``-wide inputs.
 
-Reference-code bugs not copied (spec section 2):
+Reference-code bugs not copied:
 
 - the estimator step sampled from the whole data set, test split included: here the engine
   only ever feeds training batches to ``estimator_loss``;
@@ -92,39 +93,39 @@ Example:
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import replace
-from itertools import combinations
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from mmfactor.augment import default_augmentation
+from mmfactor.checks import check_choice, check_int
 from mmfactor.data.batching import Batch
-from mmfactor.data.dataset import TaskSpec
+from mmfactor.data.dataset import ModalitySpec, TaskSpec
+from mmfactor.encoders.heads import modality_heads
 from mmfactor.errors import InputError
 from mmfactor.estimators.base import MIEstimator
 from mmfactor.estimators.lower import InfoNCE
 from mmfactor.estimators.registry import build as build_estimator
-from mmfactor.methods.base import Factors, Loss, Method
-from mmfactor.methods.heads import modality_heads
+from mmfactor.methods.base import Factors, Loss, Method, augmented, pair_name, zero_missing
 from mmfactor.methods.registry import register
 
-TERMS = ("a", "b", "c", "d", "e")
+#: The MI terms, in the paper's order; each has a head per modality and its own critics.
+TERMS = ("nce", "club_cond", "nce_y", "nce_cond", "club")
 CRITICS = ("concat", "separable")
 CONDITIONS = ("concat", "negatives")
+Terms = dict[str, torch.Tensor]  # part name -> 0-d estimate, in nats
 
 
 class FactorCLBase(Method):
-    """What both variants share: encoders, the five heads per modality, the pairwise
-    estimators, factors and the estimator step. Subclasses build the label/augmentation
-    terms and implement :meth:`loss`.
+    """What both variants share: encoders, a head per term and modality, the unconditional
+    pairwise estimators, the factors and the estimator step (the base class's, on the NCE-CLUB
+    critics' recorded inputs). Subclasses build the Y-side terms and write :meth:`loss`.
 
     Args:
         embed_dim: width of each encoder's output e_m.
-        proj_dim: width of each term's head output h^t_m(e_m).
+        proj_dim: width of each term's head output h^term_m(e_m).
         proj_hidden: hidden width of the 1-hidden-layer heads (paper App. D.1).
         critic: ``concat`` (FactorCL's MLP critic on [a; b], the faithful default) or
             ``separable`` (g(a)^T h(b), cheaper for large batches).
@@ -146,11 +147,11 @@ class FactorCLBase(Method):
         (others: see :class:`~mmfactor.methods.base.Method`)
     """
 
-    club_cond: nn.ModuleDict  # term b's critics, built by each variant
+    club_cond: nn.ModuleDict  # I_NCE-CLUB(X_i; X_j | Y) per pair, built by each variant
 
     def __init__(
         self,
-        modalities,
+        modalities: Mapping[str, ModalitySpec],
         embed_dim: int = 128,
         proj_dim: int = 64,
         proj_hidden: int = 128,
@@ -162,26 +163,12 @@ class FactorCLBase(Method):
         **kwargs: Any,
     ) -> None:
         super().__init__(modalities, embed_dim, **kwargs)
-        if critic not in CRITICS:
-            raise InputError(f"{self.name}: critic must be one of {CRITICS}, got {critic!r}")
-        if isinstance(estimator_steps, bool) or not isinstance(estimator_steps, int):
-            raise InputError(f"{self.name}: estimator_steps must be an integer")
-        if estimator_steps < 1:
-            raise InputError(f"{self.name}: estimator_steps must be >= 1, got {estimator_steps}")
-        if estimator_batch is not None and (
-            isinstance(estimator_batch, bool)
-            or not isinstance(estimator_batch, int)
-            or estimator_batch < 2
-        ):
-            raise InputError(
-                f"{self.name}: estimator_batch must be None or an integer >= 2, got "
-                f"{estimator_batch!r}"
-            )
-        if proj_dim < 1 or proj_hidden < 0:
-            raise InputError(
-                f"{self.name}: proj_dim must be >= 1 and proj_hidden >= 0, got "
-                f"{proj_dim} and {proj_hidden}"
-            )
+        check_choice(self.name, "critic", critic, CRITICS)
+        check_int(self.name, "estimator_steps", estimator_steps, minimum=1)
+        if estimator_batch is not None:
+            check_int(self.name, "estimator_batch", estimator_batch, minimum=2, hint="or None")
+        check_int(self.name, "proj_dim", proj_dim, minimum=1)
+        check_int(self.name, "proj_hidden", proj_hidden, minimum=0)
         self.proj_dim, self.proj_hidden = proj_dim, proj_hidden
         self.critic = critic
         self.critic_hidden = (
@@ -189,16 +176,13 @@ class FactorCLBase(Method):
         )
         self.estimator_steps, self.estimator_batch = estimator_steps, estimator_batch
         self.club_floor = bool(club_floor)
-        # heads[t][m] = h^t_m
         names = self.modality_names
-        self.heads = nn.ModuleDict(
+        self.heads = nn.ModuleDict(  # heads[term][m] = h^term_m
             {t: modality_heads(names, embed_dim, proj_hidden, proj_dim) for t in TERMS}
         )
-        n = len(self.modality_names)
-        self.pairs = list(combinations(range(n), 2))
-        # Unconditional pairwise terms: a (InfoNCE, main) and e (NCE-CLUB, estimator).
-        self.nce = self._pairwise("infonce", proj_dim)
-        self.club = self._pairwise("nce-club", proj_dim)
+        self.nce = self.pairwise_estimators("infonce", proj_dim)  # I_NCE(X_i; X_j)
+        self.club = self.pairwise_estimators("nce-club", proj_dim)  # I_NCE-CLUB(X_i; X_j)
+        self.renamed_parameters = renames_of_version_0_1(names)
 
     # --- building blocks --------------------------------------------------------------
     def estimator(self, name: str, a_dim: int, b_dim: int, **opts: Any) -> MIEstimator:
@@ -207,88 +191,79 @@ class FactorCLBase(Method):
             name, a_dim, b_dim, critic=self.critic, hidden=self.critic_hidden, **opts
         )
 
-    def _pairwise(self, name: str, width: int, **opts: Any) -> nn.ModuleDict:
+    def pairwise_estimators(self, name: str, width: int, **opts: Any) -> nn.ModuleDict:
+        """One estimator ``name`` per modality pair, keyed ``"x1_x2"``."""
         return nn.ModuleDict(
-            {pair_key(i, j): self.estimator(name, width, width, **opts) for i, j in self.pairs}
+            {
+                pair_name(a, b): self.estimator(name, width, width, **opts)
+                for a, b in self.modality_pairs()
+            }
         )
 
-    def pair_names(self, i: int, j: int) -> str:
-        return f"{self.modality_names[i]}_{self.modality_names[j]}"
-
-    def head(self, term: str, m: str) -> nn.Module:
-        """h^term_m: ``(B, embed_dim) -> (B, proj_dim)``."""
+    def project(self, term: str, emb: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """h^term_m(e_m) ``(B, proj_dim)`` for every modality m of ``emb``."""
         heads = self.heads[term]
         assert isinstance(heads, nn.ModuleDict)
-        return heads[m]
+        return {m: heads[m](e) for m, e in emb.items()}
 
-    def project(self, term: str, emb: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """h^term_m(e_m) for every modality ``(B, proj_dim)``."""
-        return {m: self.head(term, m)(e) for m, e in emb.items()}
+    def pairwise(
+        self,
+        bound: str,
+        z: Mapping[str, torch.Tensor],
+        c: torch.Tensor | None = None,
+        state: dict[str, Any] | None = None,
+        suffix: str = "",
+    ) -> Terms:
+        """``{"<bound>_<a>_<b><suffix>": estimate}`` of the pairwise estimators ``bound`` on
+        ``(z[a], z[b][, c])`` for every pair; ``state`` records the inputs of estimator
+        modules for the estimator step."""
+        name = bound.removesuffix("_cond")
+        return {
+            f"{name}_{pair_name(a, b)}{suffix}": self.estimate(
+                f"{bound}.{pair_name(a, b)}", z[a], z[b], *([] if c is None else [c]), state=state
+            )
+            for a, b in self.modality_pairs()
+        }
+
+    def upper(self, terms: Terms) -> torch.Tensor:
+        """The sum of NCE-CLUB upper bounds, each floored at 0 with ``club_floor``."""
+        return total(terms, floor=self.club_floor)
 
     # --- the contract -----------------------------------------------------------------
     def encode(self, batch: Batch) -> Factors:
-        """Z_S_m = [h^a e ; h^b e], Z_U_m = [h^c e ; h^e e ; h^d e]; missing rows are 0."""
+        """Z_S_m = [h^nce e ; h^club_cond e], Z_U_m = [h^nce_y e ; h^club e ; h^nce_cond e];
+        rows of an absent modality are 0."""
         emb = self.embed(batch)
-        shared, specific = [], {}
-        for m, e in emb.items():
-            keep = batch.present[m].to(e.dtype)[:, None]
-            h = {t: self.head(t, m)(e) * keep for t in TERMS}
-            shared.append(torch.cat([h["a"], h["b"]], 1))
-            specific[m] = torch.cat([h["c"], h["e"], h["d"]], 1)
-        return Factors(shared=torch.cat(shared, 1), specific=specific)
-
-    def unconditional_terms(
-        self, emb: dict[str, torch.Tensor], state: dict[str, Any]
-    ) -> dict[str, torch.Tensor]:
-        """I_NCE(X_i; X_j) (term a) and I_NCE-CLUB(X_i; X_j) (term e) for every pair; stores
-        the detached inputs of the CLUB critics in ``state``."""
-        za, ze = self.project("a", emb), self.project("e", emb)
-        parts = {}
+        h = {t: zero_missing(self.project(t, emb), batch.present) for t in TERMS}
         names = self.modality_names
-        for i, j in self.pairs:
-            key, mi, mj = pair_key(i, j), names[i], names[j]
-            parts[f"nce_{self.pair_names(i, j)}"] = self.nce[key](za[mi], za[mj])
-            parts[f"club_{self.pair_names(i, j)}"] = self.club[key](ze[mi], ze[mj])
-            state[f"club:{key}"] = (ze[mi].detach(), ze[mj].detach(), None)
-        return parts
+        return Factors(
+            shared=torch.cat([torch.cat([h["nce"][m], h["club_cond"][m]], 1) for m in names], 1),
+            specific={
+                m: torch.cat([h["nce_y"][m], h["club"][m], h["nce_cond"][m]], 1) for m in names
+            },
+        )
 
-    # --- estimator step ---------------------------------------------------------------
     def estimator_modules(self) -> list[nn.Module]:
-        """The NCE-CLUB critics (unconditional and conditional), trained only here."""
+        """The NCE-CLUB critics (unconditional and conditional), trained only in the
+        estimator step by their own InfoNCE (``learning_loss``)."""
         return [*self.club.values(), *self.club_cond.values()]
 
-    def estimator_loss(self, batch: Batch, state: dict[str, Any]) -> torch.Tensor:
-        """Sum of the NCE-CLUB critics' own losses (-InfoNCE of each critic) on the detached
-        head outputs of the main step (``estimator_batch`` random rows of them, if set)."""
-        losses = []
-        for prefix, estimators in (("club", self.club), ("club_cond", self.club_cond)):
-            for key, est in estimators.items():
-                assert isinstance(est, MIEstimator)
-                if f"{prefix}:{key}" in state:  # club_cond: absent with < 2 labeled rows
-                    losses.append(est.learning_loss(*self.estimator_rows(state[f"{prefix}:{key}"])))
-        return torch.stack(losses).sum()
 
-    def estimator_rows(self, inputs: tuple[Any, ...]) -> tuple[Any, ...]:
-        """``(a, b, c)`` or a random ``estimator_batch`` rows of them (same rows for all)."""
-        n = inputs[0].shape[0]
-        if self.estimator_batch is None or n <= self.estimator_batch:
-            return inputs
-        rows = torch.randperm(n, device=inputs[0].device)[: self.estimator_batch]
-        return tuple(None if x is None else x[rows] for x in inputs)
+def renames_of_version_0_1(names: Sequence[str]) -> dict[str, str]:
+    """Checkpoints of mmfactor 0.1 named the heads by letter and the pairs by index."""
+    letters = {"a": "nce", "b": "club_cond", "c": "nce_y", "d": "nce_cond", "e": "club"}
+    renamed = {f"heads.{letter}": f"heads.{term}" for letter, term in letters.items()}
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            for bound in ("nce", "club", "nce_cond", "club_cond"):
+                renamed[f"{bound}.{i}_{j}"] = f"{bound}.{pair_name(a, names[j])}"
+    return {**renamed, "nce_label": "nce_y", "nce_self": "nce_y"}
 
 
-def pair_key(i: int, j: int) -> str:
-    return f"{i}_{j}"
-
-
-def signed_total(parts: dict[str, torch.Tensor], club_floor: bool = False) -> torch.Tensor:
-    """-(lower bounds, ``nce_*``) + (upper bounds, ``club_*``), all weights 1; with
-    ``club_floor`` the upper bounds enter as max(I_CLUB, 0)."""
-    terms = [
-        -v if k.startswith("nce_") else (v.clamp_min(0.0) if club_floor else v)
-        for k, v in parts.items()
-    ]
-    return torch.stack(terms).sum()
+def total(terms: Terms, floor: bool = False) -> torch.Tensor:
+    """The sum of the estimates in ``terms`` (each floored at 0 with ``floor``)."""
+    values = torch.stack(list(terms.values()))
+    return (values.clamp_min(0.0) if floor else values).sum()
 
 
 @register("factorcl-sup")
@@ -302,7 +277,7 @@ class FactorCLSup(FactorCLBase):
     Y is embedded: ``nn.Embedding(n_classes, label_dim)`` for classification targets,
     ``nn.Linear(1, label_dim)`` for regression (the reference code fed the raw scalar y to
     the label critic even for multi-class targets, a bug). I(X_m; Y) is InfoNCE between
-    h^c_m(e_m) and the embedding. The embedding is learned by those terms only; the
+    h^nce_y_m(e_m) and the embedding. The embedding is learned by those terms only; the
     conditional terms see it detached, so minimising the CLUB term cannot reshape the
     conditioning variable.
 
@@ -314,10 +289,10 @@ class FactorCLSup(FactorCLBase):
       the sampling the conditional bounds ask for; classification targets only.
 
     Labels: samples of the unlabeled pool (``batch.labeled`` False) are left out of the
-    label terms (b, c, d), which then see only the labeled rows; the unconditional terms use
-    every row. Under data parallelism that makes per-rank shapes differ, so factorcl-sup
-    expects fully labeled batches there. Missing modalities are not masked in the loss
-    (as ``clip``); train on complete rows.
+    terms with Y, which then see only the labeled rows (all 0 with fewer than two); the
+    unconditional terms use every row. Under data parallelism that makes per-rank shapes
+    differ, so factorcl-sup expects fully labeled batches there. Missing modalities are not
+    masked in the loss (as ``clip``); train on complete rows.
 
     Args:
         condition: ``concat`` or ``negatives`` (above).
@@ -334,24 +309,24 @@ class FactorCLSup(FactorCLBase):
     uses_labels = True
 
     def __init__(
-        self, modalities, condition: str = "concat", label_dim: int = 16, **kwargs: Any
+        self,
+        modalities: Mapping[str, ModalitySpec],
+        condition: str = "concat",
+        label_dim: int = 16,
+        **kwargs: Any,
     ) -> None:
         super().__init__(modalities, **kwargs)
-        if condition not in CONDITIONS:
-            raise InputError(
-                f"{self.name}: condition must be one of {CONDITIONS}, got {condition!r}"
-            )
-        if label_dim < 1:
-            raise InputError(f"{self.name}: label_dim must be >= 1, got {label_dim}")
+        check_choice(self.name, "condition", condition, CONDITIONS)
+        check_int(self.name, "label_dim", label_dim, minimum=1)
         self.condition, self.label_dim = condition, label_dim
         cond = (
             {"c_dim": label_dim, "condition": "concat"}
             if condition == "concat"
             else {"condition": "negatives"}
         )
-        self.club_cond = self._pairwise("nce-club", self.proj_dim, **cond)  # term b
-        self.nce_cond = self._pairwise("infonce", self.proj_dim, **cond)  # term d
-        self.nce_label = nn.ModuleDict(  # term c
+        self.club_cond = self.pairwise_estimators("nce-club", self.proj_dim, **cond)
+        self.nce_cond = self.pairwise_estimators("infonce", self.proj_dim, **cond)
+        self.nce_y = nn.ModuleDict(  # I_NCE(X_m; Y)
             {m: self.estimator("infonce", self.proj_dim, label_dim) for m in self.modality_names}
         )
 
@@ -374,63 +349,69 @@ class FactorCLSup(FactorCLBase):
         return self.label_embedding(y.float().reshape(-1, 1))
 
     def loss(self, batch: Batch) -> Loss:
+        """Sec. 3.2: -I_NCE(X1;X2) + I_CLUB(X1;X2|Y) - sum_m I_NCE(X_m;Y) - I_NCE(X1;X2|Y)
+        + I_CLUB(X1;X2), summed over pairs of modalities."""
         assert self.task is not None and batch.y is not None, "factorcl-sup needs a target"
         emb = self.embed(batch)
         state: dict[str, Any] = {}
-        uncond = self.unconditional_terms(emb, state)
-        rows = batch.labeled  # None: every row is labeled
+        nce = self.pairwise("nce", self.project("nce", emb))
+        club = self.pairwise("club", self.project("club", emb), state=state)
+        rows = batch.labeled  # the terms with Y see the labeled rows (None: all are)
         y = batch.y if rows is None else batch.y[rows]
-        lab = emb if rows is None else {m: e[rows] for m, e in emb.items()}
+        emb_y = emb if rows is None else {m: e[rows] for m, e in emb.items()}
         if len(y) >= 2:
-            label_parts = self.label_terms(lab, y, state)
-        else:  # fewer than two labeled rows: no contrast possible, the label terms are 0
-            zero = next(iter(uncond.values())).new_zeros(())
-            label_parts = defaultdict(lambda: zero)
-        parts: dict[str, torch.Tensor] = {}
-        for i, j in self.pairs:  # the paper's order
-            pair = self.pair_names(i, j)
-            parts[f"nce_{pair}"] = uncond[f"nce_{pair}"]
-            parts[f"club_{pair}_given_y"] = label_parts[f"club_{pair}_given_y"]
-        for m in self.modality_names:
-            parts[f"nce_{m}_y"] = label_parts[f"nce_{m}_y"]
-        for i, j in self.pairs:
-            pair = self.pair_names(i, j)
-            parts[f"nce_{pair}_given_y"] = label_parts[f"nce_{pair}_given_y"]
-            parts[f"club_{pair}"] = uncond[f"club_{pair}"]
-        return Loss(signed_total(parts, self.club_floor), parts, state)
+            nce_y, club_given_y, nce_given_y = self.label_terms(emb_y, y, state)
+        else:  # no contrast without two labeled rows: these terms are 0
+            nce_y, club_given_y, nce_given_y = self.label_terms_zero(nce)
+        total_loss = (
+            -total(nce)
+            + self.upper(club_given_y)
+            - total(nce_y)
+            - total(nce_given_y)
+            + self.upper(club)
+        )
+        parts = {**nce, **club_given_y, **nce_y, **nce_given_y, **club}
+        return Loss(total_loss, parts, state)
+
+    def label_terms(
+        self, emb: dict[str, torch.Tensor], y: torch.Tensor, state: dict[str, Any]
+    ) -> tuple[Terms, Terms, Terms]:
+        """I_NCE(X_m; Y), I_NCE-CLUB(X_i; X_j | Y) and I_NCE(X_i; X_j | Y) on labeled rows."""
+        ey = self.embed_label(y)
+        c = ey.detach() if self.condition == "concat" else y.long()
+        z_club_cond = self.project("club_cond", emb)
+        z_nce_y = self.project("nce_y", emb)
+        z_nce_cond = self.project("nce_cond", emb)
+        nce_y = {f"nce_{m}_y": self.label_nce(m, z, ey, y) for m, z in z_nce_y.items()}
+        club_given_y = self.pairwise("club_cond", z_club_cond, c, state, suffix="_given_y")
+        nce_given_y = self.pairwise("nce_cond", z_nce_cond, c, suffix="_given_y")
+        return nce_y, club_given_y, nce_given_y
+
+    def label_terms_zero(self, like: Terms) -> tuple[Terms, Terms, Terms]:
+        """The terms with Y, all 0 (a batch with fewer than two labeled rows)."""
+        zero = next(iter(like.values())).new_zeros(())
+        pairs = [pair_name(a, b) for a, b in self.modality_pairs()]
+        return (
+            {f"nce_{m}_y": zero for m in self.modality_names},
+            {f"club_{p}_given_y": zero for p in pairs},
+            {f"nce_{p}_given_y": zero for p in pairs},
+        )
 
     def label_nce(self, m: str, z: torch.Tensor, ey: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """I_NCE(X_m; Y) (term c). For classes the critic scores each row against the K
-        class embeddings, not the B label rows: the same InfoNCE for O(B K) critic work."""
-        est = self.nce_label[m]
+        """I_NCE(X_m; Y). For classes the critic scores each row against the K class
+        embeddings, not the B label rows: the same InfoNCE for O(B K) critic work."""
+        est = self.nce_y[m]
         assert isinstance(est, InfoNCE) and self.task is not None
         if isinstance(self.label_embedding, nn.Embedding):  # classification
             return est.mi(z, self.label_embedding.weight, b_index=y.long())
         return est.mi(z, ey)
-
-    def label_terms(
-        self, emb: dict[str, torch.Tensor], y: torch.Tensor, state: dict[str, Any]
-    ) -> dict[str, torch.Tensor]:
-        """Terms b, c, d on labeled rows: I_CLUB(X_i; X_j | Y), I_NCE(X_m; Y),
-        I_NCE(X_i; X_j | Y)."""
-        ey = self.embed_label(y)
-        c = ey.detach() if self.condition == "concat" else y.long()
-        zb, zc, zd = self.project("b", emb), self.project("c", emb), self.project("d", emb)
-        names = self.modality_names
-        parts = {f"nce_{m}_y": self.label_nce(m, zc[m], ey, y) for m in names}
-        for i, j in self.pairs:
-            key, mi, mj, pair = pair_key(i, j), names[i], names[j], self.pair_names(i, j)
-            parts[f"club_{pair}_given_y"] = self.club_cond[key](zb[mi], zb[mj], c)
-            parts[f"nce_{pair}_given_y"] = self.nce_cond[key](zd[mi], zd[mj], c)
-            state[f"club_cond:{key}"] = (zb[mi].detach(), zb[mj].detach(), c.detach())
-        return parts
 
 
 @register("factorcl-ssl")
 class FactorCLSSL(FactorCLBase):
     """FactorCL-SSL: the self-supervised objective of Sec. 3.3 (module doc).
 
-    I(X_m; Y) -> I_NCE(X_m; X_m') with the same head h^c_m on e_m and on e_m' =
+    I(X_m; Y) -> I_NCE(X_m; X_m') with the same head h^nce_y_m on e_m and on e_m' =
     Enc_m(x_m'), x_m' an augmentation of x_m (:func:`mmfactor.augment.default_augmentation`
     per modality kind, one transform drawn per sample). The conditional terms condition on
     the augmented views: each side is [h(e_m) ; h(e_m')] ``(B, 2 proj_dim)`` (the reference
@@ -453,12 +434,12 @@ class FactorCLSSL(FactorCLBase):
         >>> model = mf.methods.build("factorcl-ssl", data.modalities, embed_dim=32)
     """
 
-    def __init__(self, modalities, **kwargs: Any) -> None:
+    def __init__(self, modalities: Mapping[str, ModalitySpec], **kwargs: Any) -> None:
         super().__init__(modalities, **kwargs)
-        wide = 2 * self.proj_dim
-        self.club_cond = self._pairwise("nce-club", wide)  # term b, on [h(e); h(e')]
-        self.nce_cond = self._pairwise("infonce", wide)  # term d, on [h(e); h(e')]
-        self.nce_self = nn.ModuleDict(  # term c: I(X_m; X_m')
+        wide = 2 * self.proj_dim  # the conditional terms see [h(e); h(e')]
+        self.club_cond = self.pairwise_estimators("nce-club", wide)
+        self.nce_cond = self.pairwise_estimators("infonce", wide)
+        self.nce_y = nn.ModuleDict(  # I_NCE(X_m; X_m')
             {
                 m: self.estimator("infonce", self.proj_dim, self.proj_dim)
                 for m in self.modality_names
@@ -468,41 +449,41 @@ class FactorCLSSL(FactorCLBase):
             {m: default_augmentation(spec) for m, spec in self.modalities.items()}
         )
 
-    def augmented(self, batch: Batch) -> Batch:
-        """The batch with every modality replaced by its augmentation x_m'."""
-        x_aug, mask_aug = {}, dict(batch.mask)
-        for m in self.modality_names:
-            x_aug[m], mask_m = self.augment[m](batch.x[m], batch.mask.get(m))
-            if mask_m is not None:
-                mask_aug[m] = mask_m
-        return replace(batch, x=x_aug, mask=mask_aug)
-
     def loss(self, batch: Batch) -> Loss:
+        """Sec. 3.3: -I_NCE(X1;X2) + I_CLUB(X1;X2|X1',X2') - sum_m I_NCE(X_m;X_m')
+        - I_NCE(X1;X2|X1',X2') + I_CLUB(X1;X2), summed over pairs of modalities."""
         emb = self.embed(batch)
-        emb_aug = self.embed(self.augmented(batch))
+        emb_aug = self.embed(augmented(batch, self.augment))
         state: dict[str, Any] = {}
-        uncond = self.unconditional_terms(emb, state)
-        names = self.modality_names
+        nce = self.pairwise("nce", self.project("nce", emb))
+        club = self.pairwise("club", self.project("club", emb), state=state)
+        club_given_aug = self.pairwise(
+            "club_cond",
+            self.with_views("club_cond", emb, emb_aug),
+            state=state,
+            suffix="_given_aug",
+        )
+        z, z_aug = self.project("nce_y", emb), self.project("nce_y", emb_aug)
+        nce_aug = {f"nce_{m}_{m}aug": self.nce_y[m](z[m], z_aug[m]) for m in self.modality_names}
+        nce_given_aug = self.pairwise(
+            "nce_cond", self.with_views("nce_cond", emb, emb_aug), suffix="_given_aug"
+        )
+        total_loss = (
+            -total(nce)
+            + self.upper(club_given_aug)
+            - total(nce_aug)
+            - total(nce_given_aug)
+            + self.upper(club)
+        )
+        parts = {**nce, **club_given_aug, **nce_aug, **nce_given_aug, **club}
+        return Loss(total_loss, parts, state)
 
-        def both(term: str, m: str) -> torch.Tensor:
-            head = self.head(term, m)
-            return torch.cat([head(emb[m]), head(emb_aug[m])], 1)
-
-        parts: dict[str, torch.Tensor] = {}
-        for i, j in self.pairs:
-            key, mi, mj, pair = pair_key(i, j), names[i], names[j], self.pair_names(i, j)
-            parts[f"nce_{pair}"] = uncond[f"nce_{pair}"]
-            bi, bj = both("b", mi), both("b", mj)
-            parts[f"club_{pair}_given_aug"] = self.club_cond[key](bi, bj)
-            state[f"club_cond:{key}"] = (bi.detach(), bj.detach(), None)
-        for m in names:
-            head = self.head("c", m)
-            parts[f"nce_{m}_{m}aug"] = self.nce_self[m](head(emb[m]), head(emb_aug[m]))
-        for i, j in self.pairs:
-            key, mi, mj, pair = pair_key(i, j), names[i], names[j], self.pair_names(i, j)
-            parts[f"nce_{pair}_given_aug"] = self.nce_cond[key](both("d", mi), both("d", mj))
-            parts[f"club_{pair}"] = uncond[f"club_{pair}"]
-        return Loss(signed_total(parts, self.club_floor), parts, state)
+    def with_views(
+        self, term: str, emb: dict[str, torch.Tensor], emb_aug: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """[h^term_m(e_m) ; h^term_m(e_m')] ``(B, 2 proj_dim)`` for every modality m."""
+        h, h_aug = self.project(term, emb), self.project(term, emb_aug)
+        return {m: torch.cat([h[m], h_aug[m]], 1) for m in self.modality_names}
 
 
 __all__ = ["FactorCLBase", "FactorCLSSL", "FactorCLSup"]

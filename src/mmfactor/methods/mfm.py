@@ -47,105 +47,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mmfactor.checks import check_choice, check_float, check_int, check_probability
 from mmfactor.data.batching import Batch
-from mmfactor.data.dataset import ModalitySpec, TaskSpec
+from mmfactor.data.dataset import TaskSpec
+from mmfactor.encoders.fusion import ConcatFusion, MemoryFusion
+from mmfactor.encoders.heads import MLPHead, mlp
 from mmfactor.errors import InputError
 from mmfactor.losses.mmd import MMDPrior
 from mmfactor.methods.base import Factors, Loss, Method, labeled_rows, masked_mean, task_loss
 from mmfactor.methods.decoders import build_decoder, decode, reconstruction_error
-from mmfactor.methods.heads import MLPHead
 from mmfactor.methods.registry import register
 
 FUSIONS = ("concat", "mfn")
 REGRESSION_LOSSES = ("l1", "mse")
-
-
-class FactorMLP(nn.Sequential):
-    """``Z -> F``: two layers with ReLU and dropout (the paper's factor MLPs)."""
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float) -> None:
-        super().__init__(
-            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
-        )
-
-
-class ConcatFusion(nn.Module):
-    """A code from several modalities: per-modality encoders, absent ones zeroed, then
-    ``MLP([e_1; ...; e_k])``. Shapes: a :class:`Batch` -> ``(B, out_dim)``."""
-
-    def __init__(self, encoders: nn.ModuleDict, embed_dim: int, hidden: int, out_dim: int):
-        super().__init__()
-        self.encoders = encoders
-        self.mlp = MLPHead(embed_dim * len(encoders), hidden, out_dim)
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        parts = [
-            enc(batch.x[m], batch.mask.get(m)) * batch.present[m].to(batch.x[m].dtype)[:, None]
-            for m, enc in self.encoders.items()
-        ]
-        return self.mlp(torch.cat(parts, 1))
-
-
-class MemoryFusion(nn.Module):
-    """The Memory Fusion Network (Zadeh et al., AAAI 2018) over aligned sequences.
-
-    One LSTM per modality; at each step a delta-memory attention over the concatenated
-    cell states of steps t-1 and t, and a multi-view gated memory ``u_t = g1 * u_{t-1} +
-    g2 * tanh(D_u(c_hat))``. Output: ``Linear([h_1^T; ...; h_M^T; u^T])``. A modality's state
-    stops updating after its last real step (and never updates when it is absent).
-
-    Shapes: sequences ``(B, T, D_m)`` with one T for all modalities -> ``(B, out_dim)``.
-    """
-
-    def __init__(
-        self,
-        specs: Mapping[str, ModalitySpec],
-        out_dim: int,
-        hidden: int = 32,
-        memory: int = 64,
-        gate_hidden: int = 64,
-    ) -> None:
-        super().__init__()
-        vectors = [m for m, s in specs.items() if s.kind != "sequence"]
-        if vectors:
-            raise InputError(f"fusion 'mfn' needs sequence modalities; {vectors[0]!r} is not")
-        self.cells = nn.ModuleDict({m: nn.LSTMCell(s.dim, hidden) for m, s in specs.items()})
-        width = 2 * hidden * len(specs)
-
-        def net(out: int) -> nn.Module:
-            return nn.Sequential(
-                nn.Linear(width, gate_hidden), nn.ReLU(), nn.Linear(gate_hidden, out)
-            )
-
-        self.attention, self.update = net(width), net(memory)
-        self.retain_gate, self.update_gate = net(memory), net(memory)
-        self.hidden, self.memory = hidden, memory
-        self.out = nn.Linear(hidden * len(specs) + memory, out_dim)
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        steps = {batch.x[m].shape[1] for m in self.cells}
-        if len(steps) > 1:
-            raise InputError(f"fusion 'mfn' needs aligned sequences (one length), got {steps}")
-        x0 = batch.x[next(iter(self.cells))]
-        b, t_max = x0.shape[:2]
-        h = {m: x0.new_zeros(b, self.hidden) for m in self.cells}
-        c = {m: x0.new_zeros(b, self.hidden) for m in self.cells}
-        u = x0.new_zeros(b, self.memory)
-        real = {m: batch.mask[m] & batch.present[m][:, None] for m in self.cells}
-        for t in range(t_max):  # recurrent over time: steps depend on each other
-            c_prev = torch.cat(list(c.values()), 1)
-            for m, cell in self.cells.items():
-                h_new, c_new = cell(batch.x[m][:, t], (h[m], c[m]))
-                keep = real[m][:, t : t + 1]
-                h[m], c[m] = torch.where(keep, h_new, h[m]), torch.where(keep, c_new, c[m])
-            both = torch.cat([c_prev, *c.values()], 1)
-            attended = both * torch.softmax(self.attention(both), 1)
-            u_new = torch.sigmoid(self.retain_gate(attended)) * u + torch.sigmoid(
-                self.update_gate(attended)
-            ) * torch.tanh(self.update(attended))
-            any_real = torch.stack([r[:, t] for r in real.values()], 1).any(1, keepdim=True)
-            u = torch.where(any_real, u_new, u)
-        return self.out(torch.cat([*h.values(), u], 1))
 
 
 def frozen(module: nn.Module, *args: Any) -> Any:
@@ -205,22 +119,18 @@ class MFM(Method):
     ) -> None:
         super().__init__(modalities, embed_dim, **kwargs)
         names = self.modality_names
-        for option, value, choices in (
-            ("fusion", fusion, FUSIONS),
-            ("regression_loss", regression_loss, REGRESSION_LOSSES),
+        check_choice(self.name, "fusion", fusion, FUSIONS)
+        check_choice(self.name, "regression_loss", regression_loss, REGRESSION_LOSSES)
+        check_probability(self.name, "dropout", dropout)
+        for option, width in (
+            ("factor_hidden", factor_hidden),
+            ("decoder_hidden", decoder_hidden),
+            ("fusion_hidden", fusion_hidden),
         ):
-            if value not in choices:
-                raise InputError(
-                    f"mfm: {option} must be one of {', '.join(choices)}, got {value!r}"
-                )
-        if (
-            not 0 <= dropout < 1
-            or min(factor_hidden, decoder_hidden, fusion_hidden) < 1
-            or head_hidden < 0
-        ):
-            raise InputError("mfm: widths must be >= 1 and dropout in [0, 1)")
-        if lambda_mmd < 0 or lambda_surrogate < 0:
-            raise InputError("mfm: lambda_mmd and lambda_surrogate must be >= 0")
+            check_int(self.name, option, width, minimum=1)
+        check_int(self.name, "head_hidden", head_hidden, minimum=0)
+        check_float(self.name, "lambda_mmd", lambda_mmd, minimum=0)
+        check_float(self.name, "lambda_surrogate", lambda_surrogate, minimum=0)
         self.z = _per_code("z_dim", z_dim, names)
         self.f = _per_code("f_dim", f_dim, names)
         self.lambda_x = _per_code("lambda_x", lambda_x, names, with_y=False, kind=float)
@@ -238,7 +148,7 @@ class MFM(Method):
                 self.modality_encoders(names, embed_dim), embed_dim, fusion_hidden, self.z["y"]
             )
         self.factor = nn.ModuleDict(
-            {k: FactorMLP(self.z[k], factor_hidden, self.f[k], dropout) for k in ["y", *names]}
+            {k: mlp(self.z[k], [factor_hidden], self.f[k], dropout) for k in ["y", *names]}
         )
         self.decoders = nn.ModuleDict(
             {
@@ -336,19 +246,31 @@ class MFM(Method):
         the surrogate terms of Sec. 3.3 when ``surrogate``."""
         codes = self.full_codes(batch)
         f = self.factors(codes)
-        parts = {"task": self._task(self.head(f["y"]), batch)}
-        for m in self.modality_names:
-            rec = self.reconstruction_error(m, self._decode(m, f["y"], f[m], batch), batch)
-            parts[f"rec_{m}"] = masked_mean(rec, batch.present[m])
-        parts["mmd"] = sum(self.mmd(z) for z in codes.values())  # type: ignore[assignment]
-        total = parts["task"] + self.lambda_mmd * parts["mmd"]
-        total = total + sum(self.lambda_x[m] * parts[f"rec_{m}"] for m in self.modality_names)
+        task = self._task(self.head(f["y"]), batch)
+        rec = {
+            f"rec_{m}": masked_mean(
+                self.reconstruction_error(m, self._decode(m, f["y"], f[m], batch), batch),
+                batch.present[m],
+            )
+            for m in self.modality_names
+        }
+        mmd = sum(self.mmd(z) for z in codes.values())
+        eq4 = (
+            task
+            + self.lambda_mmd * mmd
+            + sum(self.lambda_x[m] * rec[f"rec_{m}"] for m in self.modality_names)
+        )
+        parts = {"task": task, **rec, "mmd": mmd}
         if not self.surrogate:
-            return Loss(total, parts)
-        parts["surrogate"] = self.surrogate_loss(batch, codes)
+            return Loss(eq4, parts)  # type: ignore[arg-type]
+        surrogate = self.surrogate_loss(batch, codes)
         # Eq. 4 alone is logged as `loss` and picks the checkpoint: the surrogate terms rise
         # while the full-data codes they match still move.
-        return Loss(total + self.lambda_surrogate * parts["surrogate"], parts, objective=total)
+        return Loss(
+            eq4 + self.lambda_surrogate * surrogate,
+            {**parts, "surrogate": surrogate},  # type: ignore[dict-item]
+            objective=eq4,  # type: ignore[arg-type]
+        )
 
     def surrogate_loss(self, batch: Batch, codes: dict[str, torch.Tensor]) -> torch.Tensor:
         """For each modality m, the codes inferred without it: MSE to the full-data codes,
@@ -387,11 +309,6 @@ def _per_code(
         out = {k: value[k] for k in keys}
     else:
         out = dict.fromkeys(keys, value)
-    for k, v in out.items():
-        number = isinstance(v, int | float) and not isinstance(v, bool)
-        if kind is int and not (number and isinstance(v, int) and v >= 1):
-            raise InputError(f"mfm: {option} for {k!r} must be a positive integer, got {v!r}")
-        if not number or v < 0:
-            raise InputError(f"mfm: {option} for {k!r} must be a number >= 0, got {v!r}")
-        out[k] = kind(v)
-    return out
+    if kind is int:
+        return {k: check_int("mfm", f"{option}[{k!r}]", v, minimum=1) for k, v in out.items()}
+    return {k: check_float("mfm", f"{option}[{k!r}]", v, minimum=0) for k, v in out.items()}

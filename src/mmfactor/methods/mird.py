@@ -14,7 +14,7 @@ constraint).
 - Decoders ``x_hat_m = Dec_m([z_S ; z_m])`` (GRU over the steps for sequences).
 - Prediction ``y_hat = MLP([z_S ; z_1 ; ... ; z_M])``, two layers.
 - CLUB (full variational form) on every pair of specific codes and on (z_S, z_m) for every
-  m: six pairs for three modalities, weights 1.
+  m: six pairs for three modalities, weights 1; parts ``club_<a>_<b>``.
 
 The objective (paper Sec. 3.4, released ``run_training_recon_mim_sl.py``)::
 
@@ -51,30 +51,37 @@ Example:
     >>> from mmfactor.data.batching import make_loader
     >>> batch = next(iter(make_loader(data, data.indices("train"), 32, target="mix@0.5")))
     >>> sorted(model.loss(batch).parts)
-    ['mi_shared_x1', 'mi_shared_x2', 'mi_x1_x2', 'rec_x1', 'rec_x2', 'task']
+    ['club_shared_x1', 'club_shared_x2', 'club_x1_x2', 'rec_x1', 'rec_x2', 'task']
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import combinations
 from typing import Any
 
 import torch
 from torch import nn
 
+from mmfactor.checks import check_choice, check_float, check_int, check_probability
 from mmfactor.data.batching import Batch
 from mmfactor.data.dataset import ModalitySpec, TaskSpec
 from mmfactor.encoders.fusion import CrossModalFusion
+from mmfactor.encoders.heads import MLPHead
 from mmfactor.errors import InputError
-from mmfactor.estimators.base import MIEstimator
 from mmfactor.estimators.registry import build as build_estimator
 from mmfactor.losses.balance import log_balanced
-from mmfactor.methods.base import Factors, Loss, Method, labeled_rows, masked_mean, task_loss
+from mmfactor.methods.base import (
+    Factors,
+    Loss,
+    Method,
+    labeled_rows,
+    masked_mean,
+    pair_name,
+    task_loss,
+    zero_missing,
+)
 from mmfactor.methods.decoders import build_decoder, decode, reconstruction_error
-from mmfactor.methods.heads import MLPHead
 from mmfactor.methods.registry import register
-from mmfactor.methods.supervised import zero_missing
 
 BALANCES = ("log", "weighted")
 UPPER_BOUNDS = ("club", "club-s", "l1out")  # Gaussian q(b | a), fitted by likelihood
@@ -114,6 +121,7 @@ class MIRD(Method):
 
     uses_labels = True
     has_head = True
+    renamed_parameters = {"mi": "club"}  # checkpoints of mmfactor 0.1
 
     def __init__(
         self,
@@ -138,25 +146,21 @@ class MIRD(Method):
     ) -> None:
         super().__init__(modalities, embed_dim, **kwargs)
         names = self.modality_names
-        if balance not in BALANCES:
-            raise InputError(f"mird: balance must be one of {', '.join(BALANCES)}, got {balance!r}")
-        if estimator not in UPPER_BOUNDS:
-            raise InputError(
-                f"mird: estimator must be one of {', '.join(UPPER_BOUNDS)}, got {estimator!r}"
-            )
+        check_choice(self.name, "balance", balance, BALANCES)
+        check_choice(self.name, "estimator", estimator, UPPER_BOUNDS)
         if SHARED in names:
             raise InputError(f"mird: a modality may not be named {SHARED!r}")
-        if isinstance(estimator_steps, bool) or not isinstance(estimator_steps, int):
-            raise InputError("mird: estimator_steps must be an integer")
-        if estimator_steps < 1 or min(mi_weight, rec_weight) < 0:
-            raise InputError("mird: estimator_steps must be >= 1, mi_weight and rec_weight >= 0")
-        if not 0 <= dropout < 1 or min(fusion_dim, decoder_hidden) < 1:
-            raise InputError("mird: widths must be >= 1 and dropout in [0, 1)")
+        check_int(self.name, "estimator_steps", estimator_steps, minimum=1)
+        check_float(self.name, "mi_weight", mi_weight, minimum=0)
+        check_float(self.name, "rec_weight", rec_weight, minimum=0)
+        check_probability(self.name, "dropout", dropout)
+        check_int(self.name, "fusion_dim", fusion_dim, minimum=1)
+        check_int(self.name, "decoder_hidden", decoder_hidden, minimum=1)
         self.anchor = anchor if anchor is not None else default_anchor(self.modalities)
         self.shared_dim = embed_dim if shared_dim is None else shared_dim
         self.head_hidden = self.shared_dim if head_hidden is None else head_hidden
-        if self.shared_dim < 1 or self.head_hidden < 0:
-            raise InputError("mird: shared_dim must be >= 1 and head_hidden >= 0")
+        check_int(self.name, "shared_dim", self.shared_dim, minimum=1)
+        check_int(self.name, "head_hidden", self.head_hidden, minimum=0)
         self.dropout, self.balance = dropout, balance
         self.mi_weight, self.rec_weight = float(mi_weight), float(rec_weight)
         self.estimator_steps = estimator_steps
@@ -177,9 +181,9 @@ class MIRD(Method):
             }
         )
         width = {SHARED: self.shared_dim, **dict.fromkeys(names, embed_dim)}
-        self.pairs = [*combinations(names, 2), *((SHARED, m) for m in names)]
+        self.pairs = [*self.modality_pairs(), *((SHARED, m) for m in names)]
         hidden = [estimator_hidden] if isinstance(estimator_hidden, int) else list(estimator_hidden)
-        self.mi = nn.ModuleDict(
+        self.club = nn.ModuleDict(  # the MI upper bound on every pair of codes
             {
                 pair_name(a, b): build_estimator(
                     estimator, width[a], width[b], hidden=hidden, log_var_bound=log_var_bound
@@ -217,11 +221,6 @@ class MIRD(Method):
     def predict(self, batch: Batch) -> torch.Tensor:
         return self._predict(self.codes(batch))
 
-    def reconstruct(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """``x_hat[m]`` from ``[z_S ; z_m]``, shaped like ``batch.x[m]``."""
-        codes = self.codes(batch)
-        return {m: self._decode(m, codes, batch) for m in self.modality_names}
-
     def _decode(self, m: str, codes: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
         code = torch.cat([codes[SHARED], codes[m]], 1)
         return decode(self.decoders[m], code, batch.x[m], self.modalities[m])
@@ -232,43 +231,36 @@ class MIRD(Method):
         assert self.task is not None and batch.y is not None, "mird needs a target"
         codes = self.codes(batch)
         out, y = labeled_rows(self._predict(codes), batch)
-        parts = {"task": task_loss(self.task, out, y)}
-        for m in self.modality_names:
-            err = reconstruction_error(self._decode(m, codes, batch), batch.x[m], batch.mask.get(m))
-            parts[f"rec_{m}"] = masked_mean(err, batch.present[m])
-        state = {}
-        for a, b in self.pairs:
-            key = pair_name(a, b)
-            parts[f"mi_{key}"] = self.mi[key](codes[a], codes[b])
-            state[key] = (codes[a].detach(), codes[b].detach())
-        recs = [parts[f"rec_{m}"] for m in self.modality_names]
-        mi = torch.stack([parts[f"mi_{pair_name(a, b)}"] for a, b in self.pairs]).sum()
+        task = task_loss(self.task, out, y)
+        rec = {
+            f"rec_{m}": masked_mean(
+                reconstruction_error(self._decode(m, codes, batch), batch.x[m], batch.mask.get(m)),
+                batch.present[m],
+            )
+            for m in self.modality_names
+        }
+        state: dict[str, Any] = {}
+        club = {
+            f"club_{pair_name(a, b)}": self.estimate(
+                f"club.{pair_name(a, b)}", codes[a], codes[b], state=state
+            )
+            for a, b in self.pairs
+        }
+        mi = torch.stack(list(club.values())).sum()
         if self.balance == "log":
-            fit = log_balanced(parts["task"]) + sum(log_balanced(r) for r in recs)
+            fit = log_balanced(task) + sum(log_balanced(r) for r in rec.values())
         else:
-            fit = parts["task"] + self.rec_weight * torch.stack(recs).sum()
+            fit = task + self.rec_weight * torch.stack(list(rec.values())).sum()
         # Model selection watches the task loss: the CLUB estimates in the total are noisy
         # (the released code picks its checkpoint by the task metric, on the test set).
         total = fit + self.mi_weight * mi
-        return Loss(total, parts, state, objective=parts["task"])  # type: ignore[arg-type]
+        return Loss(total, {"task": task, **rec, **club}, state, objective=task)  # type: ignore[arg-type]
 
     # --- estimator step ---------------------------------------------------------------------
     def estimator_modules(self) -> list[nn.Module]:
-        """The q-networks of the CLUB terms, fitted only in the estimator step."""
-        return list(self.mi.values())
-
-    def estimator_loss(self, batch: Batch, state: dict[str, Any]) -> torch.Tensor:
-        """Sum over pairs of q's negative log-likelihood on the step's detached codes (all
-        rows, labeled or not)."""
-        losses = []
-        for key, est in self.mi.items():
-            assert isinstance(est, MIEstimator)
-            losses.append(est.learning_loss(*state[key]))
-        return torch.stack(losses).sum()
-
-
-def pair_name(a: str, b: str) -> str:
-    return f"{a}_{b}"
+        """The q-networks of the CLUB terms, fitted only in the estimator step by maximum
+        likelihood on the step's detached codes (all rows, labeled or not)."""
+        return list(self.club.values())
 
 
 def default_anchor(specs: dict[str, ModalitySpec]) -> str:

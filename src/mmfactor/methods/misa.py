@@ -31,20 +31,19 @@ Example:
 
 from __future__ import annotations
 
-from itertools import combinations
 from typing import Any
 
 import torch
 from torch import nn
 
+from mmfactor.checks import check_float, check_int, check_probability
 from mmfactor.data.batching import Batch
 from mmfactor.data.dataset import TaskSpec
+from mmfactor.encoders.heads import MLPHead
 from mmfactor.errors import InputError
 from mmfactor.losses.disentangle import CMD, SoftOrthogonality
-from mmfactor.methods.base import Factors, Loss, Method, labeled_rows, task_loss
-from mmfactor.methods.heads import MLPHead
+from mmfactor.methods.base import Factors, Loss, Method, labeled_rows, task_loss, zero_missing
 from mmfactor.methods.registry import register
-from mmfactor.methods.supervised import zero_missing
 
 
 def _projection(in_dim: int, out_dim: int) -> nn.Module:
@@ -85,16 +84,17 @@ class MISA(Method):
         **kwargs: Any,
     ) -> None:
         super().__init__(modalities, embed_dim, **kwargs)
-        if min(alpha, beta, gamma) < 0:
-            raise InputError(f"misa: alpha, beta and gamma must be >= 0, got {alpha, beta, gamma}")
-        if hidden < 1 or fusion_heads < 1 or hidden % fusion_heads:
+        for option, weight in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+            check_float(self.name, option, weight, minimum=0)
+        check_int(self.name, "hidden", hidden, minimum=1)
+        check_int(self.name, "fusion_heads", fusion_heads, minimum=1)
+        if hidden % fusion_heads:
             raise InputError(
                 f"misa: hidden ({hidden}) must be positive and divisible by fusion_heads "
                 f"({fusion_heads})"
             )
-        for name, value in (("dropout", dropout), ("fusion_dropout", fusion_dropout)):
-            if not 0 <= value < 1:
-                raise InputError(f"misa: {name} must be in [0, 1), got {value}")
+        check_probability(self.name, "dropout", dropout)
+        check_probability(self.name, "fusion_dropout", fusion_dropout)
         names = self.modality_names
         self.hidden, self.dropout = hidden, dropout
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
@@ -143,14 +143,15 @@ class MISA(Method):
         u, shared, private = self._parts(batch)
         out, y = labeled_rows(self._predict(shared, private), batch)
         names = self.modality_names
-        pairs = list(combinations(names, 2))
+        pairs = self.modality_pairs()
         sim = torch.stack([self.cmd(shared[a], shared[b]) for a, b in pairs]).mean()
         diff = sum(self.orthogonality(shared[m], private[m]) for m in names) + sum(
             self.orthogonality(private[a], private[b]) for a, b in pairs
         )
-        recon = torch.stack(
-            [(self.recon[m](shared[m] + private[m]) - u[m]).pow(2).mean() for m in names]
-        ).mean()
-        parts = {"task": task_loss(self.task, out, y), "sim": sim, "diff": diff, "recon": recon}
-        total = parts["task"] + self.alpha * sim + self.beta * diff + self.gamma * recon
-        return Loss(total, parts)  # type: ignore[arg-type]
+        rec = {
+            f"rec_{m}": (self.recon[m](shared[m] + private[m]) - u[m]).pow(2).mean() for m in names
+        }
+        recon = torch.stack(list(rec.values())).mean()
+        task = task_loss(self.task, out, y)
+        total = task + self.alpha * sim + self.beta * diff + self.gamma * recon
+        return Loss(total, {"task": task, "sim": sim, "diff": diff, **rec})  # type: ignore[arg-type]

@@ -60,21 +60,20 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import combinations
 from typing import Any, cast
 
 import torch
 from torch import nn
 
+from mmfactor.checks import check_choice, check_float, check_int
 from mmfactor.data.batching import Batch
 from mmfactor.distributed import GlobalBatchNorm1d, gather, gather_nograd
 from mmfactor.encoders.external import ExternalEncoder
+from mmfactor.encoders.heads import MLPHead
 from mmfactor.errors import InputError
 from mmfactor.losses.correlation import TotalCorrelation, correlation_matrix
-from mmfactor.methods.base import Factors, Loss, Method, encoder_name
-from mmfactor.methods.heads import MLPHead
+from mmfactor.methods.base import Factors, Loss, Method, encoder_name, zero_missing
 from mmfactor.methods.registry import register
-from mmfactor.methods.supervised import zero_missing
 
 COMMON_LOSSES = ("pearson", "dcca")
 
@@ -128,15 +127,16 @@ class MUCMM(Method):
         unknown = [m for m in self.external if m not in self.modalities]
         if unknown:
             raise InputError(f"mucmm: encoders given for unknown modalities {unknown}")
-        if common_loss not in COMMON_LOSSES:
-            raise InputError(
-                f"mucmm: common_loss must be one of {', '.join(COMMON_LOSSES)}, got {common_loss!r}"
-            )
+        check_choice(self.name, "common_loss", common_loss, COMMON_LOSSES)
         self.individual_dim = embed_dim if individual_dim is None else individual_dim
-        if self.individual_dim < 1 or head_hidden < 0:
-            raise InputError("mucmm: individual_dim must be >= 1 and head_hidden >= 0")
-        if min(decorrelation, individual_weight, rec_weight) < 0:
-            raise InputError("mucmm: the loss weights must be >= 0")
+        check_int(self.name, "individual_dim", self.individual_dim, minimum=1)
+        check_int(self.name, "head_hidden", head_hidden, minimum=0)
+        for option, weight in (
+            ("decorrelation", decorrelation),
+            ("individual_weight", individual_weight),
+            ("rec_weight", rec_weight),
+        ):
+            check_float(self.name, option, weight, minimum=0)
         self.common_loss = common_loss
         self.decorrelation = float(decorrelation)
         self.individual_weight, self.rec_weight = float(individual_weight), float(rec_weight)
@@ -156,7 +156,7 @@ class MUCMM(Method):
         )
         self.decoders = nn.ModuleDict({m: nn.Linear(k + r, width[m]) for m in self.modality_names})
         self.total_correlation = TotalCorrelation(ridge=1e-3, gather=False)
-        self.pairs = list(combinations(self.modality_names, 2))
+        self.pairs = self.modality_pairs()
 
     def modality_encoders(self, names: list[str], out_dim: int) -> nn.ModuleDict:
         """The given modules (wrapped, frozen by default) and the family's encoders to
@@ -172,8 +172,9 @@ class MUCMM(Method):
         return nn.ModuleDict(encoders)
 
     # --- codes and scores ------------------------------------------------------------------
-    def codes(self, batch: Batch) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """``(features f_m, standardised common c~_m, standardised individual u~_m)``."""
+    def projections(self, batch: Batch) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """``(features f_m, standardised common c~_m, standardised individual u~_m)``, each
+        ``{m: (B, width)}``."""
         features = self.embed(batch)
         common = {m: self.common_norms[m](self.common_heads[m](f)) for m, f in features.items()}
         individual = {
@@ -183,7 +184,7 @@ class MUCMM(Method):
 
     def scores(self, batch: Batch) -> dict[str, torch.Tensor]:
         """``score:common`` and ``score:<m>`` per sample ``(B,)`` (module doc)."""
-        _, common, individual = self.codes(batch)
+        _, common, individual = self.projections(batch)
         return self._scores(common, individual, batch)
 
     def _scores(self, common: dict, individual: dict, batch: Batch) -> dict[str, torch.Tensor]:
@@ -199,7 +200,7 @@ class MUCMM(Method):
         return out
 
     def encode(self, batch: Batch) -> Factors:
-        _, common, individual = self.codes(batch)
+        _, common, individual = self.projections(batch)
         scores = self._scores(common, individual, batch)
         common = zero_missing(common, batch.present)
         return Factors(
@@ -216,7 +217,7 @@ class MUCMM(Method):
         Every term is a statistic of the whole batch (correlations, the features' variance):
         under data parallelism the codes of all processes are gathered first, so each
         process computes the one-process loss of the global batch."""
-        features, common, individual = self.codes(batch)
+        features, common, individual = self.projections(batch)
         features = {m: gather_nograd(f.detach()) for m, f in features.items()}
         common = {m: gather(c) for m, c in common.items()}
         individual = {m: gather(u) for m, u in individual.items()}
@@ -236,7 +237,7 @@ class MUCMM(Method):
                 maximise.append(self.total_correlation(ca, cb) / self.embed_dim)
             for u, others in ((ua, (cb, ub)), (ub, (ca, ua))):
                 minimise += [correlation_matrix(u, o).pow(2).mean() for o in others]
-        decorrelate, rec = [], []
+        decorrelate, rec = [], {}
         for m in self.modality_names:
             rows = present[m]
             c, u, f = common[m][rows], individual[m][rows], features[m][rows]
@@ -244,17 +245,16 @@ class MUCMM(Method):
             decorrelate += [mean_squared_off_diagonal(correlation_matrix(z, z)) for z in (c, u)]
             f = f - f.mean(0)  # the decoder's bias need not chase the features' mean
             f_hat = self.decoders[m](torch.cat([c, u], 1))
-            rec.append((f_hat - f).pow(2).mean() / f.pow(2).mean().clamp_min(1e-8))
+            rec[f"rec_{m}"] = (f_hat - f).pow(2).mean() / f.pow(2).mean().clamp_min(1e-8)
         parts = {
             "maximise": torch.stack(maximise).mean(),
             "minimise": torch.stack(minimise).mean(),
             "decorrelate": torch.stack(decorrelate).mean(),
-            "reconstruct": torch.stack(rec).mean(),
         }
         total = (
             parts["maximise"]
             + self.decorrelation * parts["decorrelate"]
             + self.individual_weight * parts["minimise"]
-            + self.rec_weight * parts["reconstruct"]
+            + self.rec_weight * torch.stack(list(rec.values())).mean()
         )
-        return Loss(total, parts)
+        return Loss(total, {**parts, **rec})

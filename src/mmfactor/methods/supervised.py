@@ -15,17 +15,9 @@ import torch
 
 from mmfactor.data.batching import Batch
 from mmfactor.data.dataset import TaskSpec
-from mmfactor.methods.base import Factors, Loss, Method, labeled_rows, task_loss
-from mmfactor.methods.heads import MLPHead
+from mmfactor.encoders.heads import MLPHead
+from mmfactor.methods.base import Factors, Loss, Method, labeled_rows, task_loss, zero_missing
 from mmfactor.methods.registry import register
-
-
-def zero_missing(
-    embeddings: dict[str, torch.Tensor],
-    present: dict[str, torch.Tensor],
-) -> dict[str, torch.Tensor]:
-    """Embeddings with the rows of absent modalities set to zero."""
-    return {m: e * present[m].to(e.dtype)[:, None] for m, e in embeddings.items()}
 
 
 @register("supervised")

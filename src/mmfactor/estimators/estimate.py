@@ -11,7 +11,7 @@ import torch
 from mmfactor.errors import InputError
 from mmfactor.estimators.critics import Hidden
 from mmfactor.estimators.registry import build
-from mmfactor.train.engine import build_optimizer
+from mmfactor.optim import build_optimizer
 
 
 def _as_matrix(x: Any, name: str) -> torch.Tensor:
