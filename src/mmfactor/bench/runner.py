@@ -250,7 +250,7 @@ def _entry_records(
         # What the entry is about: its supervising target, else the data set's default.
         "primary_target": primary,
     }
-    shared = Encodings(model, data)  # one encoding of each split for all that follows
+    encoded = Encodings(model, data)  # one encoding of each split for all that follows
     records = evaluate(
         model,
         data,
@@ -259,18 +259,18 @@ def _entry_records(
         missing=data.modality_names if entry.missing is None else entry.missing,
         seed=seed,
         context=context,
-        encodings=shared,
+        encodings=encoded,
     )
     if method == RAW:
         return records
     if entry.noise and primary is not None:
         records += noise_records(
-            model, data, primary, (0.0, *entry.noise), seed=seed, context=context, encodings=shared
+            model, data, primary, (0.0, *entry.noise), seed=seed, context=context, encodings=encoded
         )
     if entry.latents and data.latents:
-        records += latent_records(model, data, seed=seed, context=context, encodings=shared)
+        records += latent_records(model, data, seed=seed, context=context, encodings=encoded)
     if seed == 0 and run is not None and run.out is not None:
-        save_embeddings(shared.blocks("test"), data, primary, run.out / "embeddings.npz")
+        save_embeddings(encoded.blocks("test"), data, primary, run.out / "embeddings.npz")
     return records
 
 

@@ -97,9 +97,9 @@ class Encodings:
         >>> model = mf.methods.build("cca", data.modalities, embed_dim=4)
         >>> mf.fit(model, data, progress=False).epochs
         0
-        >>> shared = Encodings(model, data)
-        >>> records = evaluate(model, data, targets=["mix@0.5"], encodings=shared)
-        >>> records += noise_records(model, data, "mix@0.5", [0.0, 1.0], encodings=shared)
+        >>> encoded = Encodings(model, data)
+        >>> records = evaluate(model, data, targets=["mix@0.5"], encodings=encoded)
+        >>> records += noise_records(model, data, "mix@0.5", [0.0, 1.0], encodings=encoded)
     """
 
     def __init__(
@@ -196,8 +196,8 @@ def evaluate(
         trained_on=stats.get("target"),
         **(context or {}),
     )
-    shared = _encodings(encodings, model, data, batch_size)
-    train_f = shared.blocks("train")
+    encoded = _encodings(encodings, model, data, batch_size)
+    train_f = encoded.blocks("train")
     blocks = list(factors) if factors is not None else list(train_f)
     for b in blocks:
         if b not in train_f:
@@ -206,7 +206,7 @@ def evaluate(
             )
     test_sets: dict[tuple[str, ...], MultimodalDataset] = {(): data}
     test_sets.update({(m,): data.with_missing([m]) for m in missing})
-    test_f: dict[tuple[str, ...], dict[str, np.ndarray]] = {(): shared.blocks("test")}
+    test_f: dict[tuple[str, ...], dict[str, np.ndarray]] = {(): encoded.blocks("test")}
     test_f.update(
         {k: encode(model, d, batch_size, "test").blocks() for k, d in test_sets.items() if k}
     )
@@ -216,7 +216,7 @@ def evaluate(
         tgt = data.targets[t]
         y_test = tgt.values[data.indices("test")]
         for b in blocks:
-            probe = shared.probe(protocol, t, b, seed)
+            probe = encoded.probe(protocol, t, b, seed)
             for miss, feats in test_f.items():
                 scores = score_probe(probe, feats[b], y_test, tgt.kind, tgt.sentiment)
                 records += _records(base, t, b, protocol, scores, list(miss))
@@ -275,8 +275,8 @@ def _latent_r2(
     from each factor block to each dimension of each ground-truth latent."""
     if not data.latents:
         raise InputError(f"data set {data.name!r} has no ground-truth latents")
-    shared = _encodings(encodings, model, data, batch_size)
-    feats = {s: shared.blocks(s) for s in ("train", "valid", "test")}
+    encoded = _encodings(encodings, model, data, batch_size)
+    feats = {s: encoded.blocks(s) for s in ("train", "valid", "test")}
     names = list(data.latents)
     y = {s: np.concatenate([data.latents[k][data.indices(s)] for k in names], 1) for s in feats}
     ends = np.cumsum([data.latents[k].shape[1] for k in names])
@@ -386,14 +386,14 @@ def noise_records(
     train standard deviation added to every modality (padding stays zero). Records carry
     ``noise: level``; level 0 is the clean score."""
     tgt = data.target(target)
-    shared = _encodings(encodings, model, data, batch_size)
-    probe = shared.probe(protocol, target, "all", seed)
+    encoded = _encodings(encodings, model, data, batch_size)
+    probe = encoded.probe(protocol, target, "all", seed)
     y_test = tgt.values[data.indices("test")]
     base = _record_base(model, data, seed, context)
     records = []
     for level in levels:
         if level == 0:
-            test_f = shared.blocks("test")["all"]
+            test_f = encoded.blocks("test")["all"]
         else:
             noisy = with_test_noise(data, float(level), seed)
             test_f = encode(model, noisy, batch_size, "test").blocks()["all"]
