@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mmfactor"
 # ones. The top-level package (``mmfactor/__init__.py``, ``from mmfactor import __version__``)
 # is outside the layers.
 LAYERS: list[set[str]] = [
-    {"errors", "checks", "io", "yamlio", "distributed", "optim"},
+    {"errors", "checks", "io", "yamlio", "distributed", "optim", "lock"},
     {"data"},
     {"encoders", "augment", "estimators", "losses"},
     {"methods"},

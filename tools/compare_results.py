@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from mmfactor.bench.runner import read_records
+from mmfactor.bench import read_records
 
 KEY_FIELDS = (
     "dataset",
@@ -38,8 +39,16 @@ def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(json.dumps(record.get(k), sort_keys=True) for k in KEY_FIELDS)
 
 
-def read(path: Path) -> dict[tuple[Any, ...], float]:
+def read(path: Path) -> dict[tuple[Any, ...], float | None]:
     return {record_key(r): r["value"] for r in read_records(path)}
+
+
+def change(a: float | None, b: float | None) -> float:
+    """``|b - a|``; for a value that is not a number (NaN, infinite, or null: missing), 0
+    when both are the same such value, else infinite."""
+    if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
+        return abs(b - a)
+    return 0.0 if str(a) == str(b) else math.inf
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     changes = []
     for key in before.keys() & after.keys():
         a, b = before[key], after[key]
-        diff = abs(b - a) if a is not None and b is not None else float("inf")
+        diff = change(a, b)
         fields = dict(zip(KEY_FIELDS, key, strict=True))
         groups[(json.loads(fields["protocol"]), json.loads(fields["metric"]))].append(diff)
         changes.append((diff, a, b, fields))
@@ -72,11 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         what = " ".join(
             f"{k}={json.loads(v)}" for k, v in fields.items() if json.loads(v) not in (None, [])
         )
-        print(f"  {diff:.4f}  {a:.4f} -> {b:.4f}  {what}")
+        print(f"  {diff:.4f}  {_number(a)} -> {_number(b)}  {what}")
     for side, keys in only.items():
         if keys:
             print(f"{len(keys)} records only {side}, e.g. {sorted(keys)[0]}")
     return 1 if any(only.values()) else 0
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """The ``mmfactor`` command line (``product.md``, Command line).
 
 Exit codes: 0 success, 2 bad usage or bad input (one line naming the file, key or option at
-fault), 1 internal error. With ``--json`` stdout carries one JSON document and nothing else;
-progress always goes to stderr.
+fault), 3 a training that diverged (a non-finite loss: one line naming the epoch, step and
+loss part), 1 internal error. With ``--json`` stdout carries one strict JSON document (no
+``NaN``/``Infinity``: :func:`mmfactor.io.to_json_safe`) and nothing else; progress always
+goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import warnings
@@ -17,19 +18,20 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mmfactor import __version__
-from mmfactor.errors import InputError
+from mmfactor.errors import DivergedError, InputError
 
 #: Per command, the flag that passes each library argument: a library error names the Python
 #: argument at fault (InputError.argument), the command line names the flag instead.
 FLAGS: dict[str, dict[str, str]] = {
     "fit": {"sets": "--set", "target": "--target", "out": "--out"},
-    "evaluate": {"missing": "--missing", "targets": "--targets"},
+    "evaluate": {"missing": "--missing", "targets": "--targets", "allow_diverged": "--force"},
     "bench": {
         "methods": "--methods",
         "datasets": "--datasets",
         "seeds": "--seeds",
         "sets": "--set",
         "specs": "--data",
+        "allow_diverged": "--force",
     },
 }
 
@@ -65,8 +67,10 @@ def _data_arg(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def _emit(obj: Any, as_json: bool, text: str) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    if as_json:  # strict JSON: a non-finite number is null, its reason in `<key>_nonfinite`
+        from mmfactor.io import dumps_json
+
+        sys.stdout.write(dumps_json(obj, indent=2, default=str) + "\n")
     else:
         sys.stdout.write(text.rstrip("\n") + "\n")
 
@@ -92,12 +96,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
         sets=args.set or (),
         overrides=overrides,
     )
+    from mmfactor.lock import LockHeld
+
     out = Path(args.out)
     created = not out.exists()
     try:
-        run, _ = train_from_config(cfg, out)
-    except InputError:
-        if created:  # no partial output left behind
+        run, _ = train_from_config(cfg, out, restart=args.restart)
+    except InputError as exc:
+        # No partial output left behind; a directory another process holds is its own.
+        if created and not isinstance(exc, LockHeld):
             shutil.rmtree(out, ignore_errors=True)
         raise
     if not run.is_global_zero:  # one answer per command, not one per process
@@ -120,7 +127,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mmfactor.evaluate.protocol import factor_target_table, format_table
     from mmfactor.runs import load_run
 
-    model, data, cfg = load_run(args.run_dir)
+    model, data, cfg = load_run(args.run_dir, allow_diverged=args.force)
     records = evaluate(
         model,
         data,
@@ -145,6 +152,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from mmfactor.bench import get_suite, run_bench
+    from mmfactor.bench.records import not_evaluated
 
     suite = get_suite(args.suite)
     if args.data:
@@ -165,9 +173,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         datasets=split(args.datasets) if args.datasets else None,
         seeds=args.seeds,
         sets=args.set or (),
+        allow_diverged=args.force,
     )
     table = (Path(args.out) / "results.md").read_text()
     _emit({"out": args.out, "suite": suite.name, "records": records}, args.json, table)
+    if not args.force and (diverged := not_evaluated(records)):
+        dirs = ", ".join(sorted({str(r["run_dir"]) for r in diverged}))
+        raise InputError(
+            f"allow_diverged: {len(diverged)} training(s) diverged and were not evaluated "
+            f"(marked in results.md): {dirs}; pass it to evaluate their last finite weights",
+            argument="allow_diverged",
+        )
     return 0
 
 
@@ -254,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int)
     f.add_argument("--target", help="the supervising target (default: the data set's)")
     f.add_argument("--out", required=True, help="run directory (resumed if it exists)")
+    f.add_argument(
+        "--restart",
+        action="store_true",
+        help="train from scratch, discarding the checkpoints and logs in --out",
+    )
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_fit)
 
@@ -262,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--protocol", choices=["linear-probe", "mlp-probe", "knn"])
     e.add_argument("--missing", nargs="+", default=None, metavar="MODALITY")
     e.add_argument("--targets", nargs="+", default=None)
+    e.add_argument(
+        "--force", action="store_true", help="evaluate a diverged run's last finite weights"
+    )
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
@@ -277,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a data file for the affect suite, e.g. multibench:/data/mosi_raw.pkl (repeatable)",
     )
     b.add_argument("--set", action="append", metavar="KEY=VALUE")
+    b.add_argument(
+        "--force", action="store_true", help="evaluate diverged trainings' last finite weights"
+    )
     b.add_argument("--out", required=True)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
@@ -318,6 +345,10 @@ def _run(argv: Sequence[str] | None) -> int:
     except InputError as exc:
         print(f"mmfactor: error: {error_line(exc, command)}", file=sys.stderr)
         return 2
+    except DivergedError as exc:  # the run directory keeps the last finite state
+        if exc.run is None or exc.run.is_global_zero:  # one line, not one per process
+            print(f"mmfactor: error: {command}: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("mmfactor: interrupted", file=sys.stderr)
         return 130

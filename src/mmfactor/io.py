@@ -1,11 +1,14 @@
 """Files of a run. Output is atomic: written to a temporary file beside the target, then
 renamed over it, so an interrupted run never leaves a half-written file where a complete one
-is expected. Weights are read with ``torch.load(weights_only=True)``, and
-:func:`rename_state_keys` maps the parameter names of older versions onto current ones."""
+is expected. JSON is strict (:func:`write_json`: no ``NaN`` or ``Infinity``; such numbers
+are ``null`` with the reason beside them). Weights are read with
+``torch.load(weights_only=True)``, and :func:`rename_state_keys` maps the parameter names of
+older versions onto current ones."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -47,8 +50,66 @@ def write_text(path: str | Path, text: str) -> None:
     atomic_write(path, write)
 
 
+NONFINITE = "_nonfinite"  # suffix of the key that says why a value beside it is null
+
+
+def to_json_safe(obj: Any) -> Any:
+    """``obj`` with only what strict JSON holds: every non-finite float (Python, NumPy, a 0-d
+    array or tensor) becomes ``None``; in a mapping, key ``k`` then gets a sibling
+    ``f"{k}_nonfinite"`` that says which (``"nan"``, ``"inf"`` or ``"-inf"``); in a list it
+    is only ``None``. Arrays and tensors become lists, tuples lists, paths strings; other
+    objects are left to ``json.dumps``. :func:`from_json_safe` undoes it."""
+    if hasattr(obj, "tolist"):  # NumPy scalars and arrays, tensors
+        obj = obj.tolist()
+    if isinstance(obj, Mapping):
+        out: dict[Any, Any] = {}
+        for k, v in obj.items():
+            out[k] = to_json_safe(v)
+            if out[k] is None and (why := _nonfinite(v)):
+                out[f"{k}{NONFINITE}"] = why
+        return out
+    if isinstance(obj, list | tuple):
+        return [to_json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def from_json_safe(obj: Any) -> Any:
+    """The inverse of :func:`to_json_safe` on parsed JSON: a ``None`` whose mapping records
+    why (``k`` beside ``k_nonfinite``) is the float again and the note is dropped; list
+    elements stay ``None``."""
+    if isinstance(obj, list):
+        return [from_json_safe(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {}
+    notes = set()
+    for k, v in obj.items():
+        why = obj.get(f"{k}{NONFINITE}") if isinstance(k, str) else None
+        if v is None and why in ("nan", "inf", "-inf"):
+            v = float(why)
+            notes.add(f"{k}{NONFINITE}")
+        out[k] = from_json_safe(v)
+    return {k: v for k, v in out.items() if k not in notes}
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`to_json_safe` ``(obj)``: strict JSON, no ``NaN`` or
+    ``Infinity`` (``allow_nan=False`` makes anything missed fail loudly instead)."""
+    return json.dumps(to_json_safe(obj), allow_nan=False, **kwargs)
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    """Write ``obj`` as strict JSON (:func:`dumps_json`), atomically."""
+    write_text(path, dumps_json(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """A file written by :func:`write_json`, with its non-finite numbers restored."""
+    return from_json_safe(json.loads(Path(path).read_text()))
 
 
 def write_yaml(path: str | Path, obj: Mapping[str, Any]) -> None:
@@ -93,9 +154,10 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+def _nonfinite(value: Any) -> str | None:
+    """``"nan"``, ``"inf"`` or ``"-inf"`` for a non-finite float-like scalar, else None."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, float) or math.isfinite(value):
+        return None
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")

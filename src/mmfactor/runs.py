@@ -8,13 +8,25 @@ What :func:`mmfactor.train.fit` writes in a run directory (its ``out``):
   states, the best weights so far, the early-stopping count), written at the end of an epoch
   every ``train.checkpoint_interval`` seconds and after the last epoch. There is no separate
   best checkpoint: the best weights travel inside ``last.ckpt`` and end in ``model.pt``;
+- ``checkpoints/previous.ckpt``: the checkpoint written before ``last.ckpt``, which
+  resuming takes, with a warning, when ``last.ckpt`` cannot be read (a damaged one is set
+  aside as ``last.ckpt.unreadable``; :mod:`mmfactor.train.checkpoints`);
+- ``.lock``: while a process trains into the directory, its pid, host and start time
+  (:mod:`mmfactor.lock`);
 - ``logs/attemptK/metrics.csv``: the values logged per epoch by the K-th start of training
   (``attempt0``, then one more per resume);
 - ``model.pt``: the final weights, a state dict (the best ones on ``train.monitor`` unless
   ``train.restore_best`` is off), written when training ends;
 - ``metrics.json``: ``epochs``, ``train_seconds``, ``samples_per_second``,
   ``best_valid_loss``, ``target``, ``history`` (the logs of all attempts merged, one entry
-  per epoch) and ``mmfactor_version``, the version that wrote the run.
+  per epoch), ``mmfactor_version``, the version that wrote the run, ``status`` (``ok``, or
+  ``diverged`` with ``diverged``: the ``epoch``, ``step``, ``part`` and ``value`` of the first
+  non-finite value, :class:`mmfactor.errors.DivergedError`) and ``skipped_steps``
+  (``train.on_nonfinite: skip``).
+
+A diverged run keeps the checkpoint of its last finite epoch and writes ``model.pt`` (the best
+weights, else the last finite ones) and ``metrics.json``; :func:`load_run` refuses it unless
+told otherwise.
 
 A method fitted in closed form only (``cca``) writes no ``checkpoints/`` and no ``logs/``.
 In a data-parallel run only the first process writes ``model.pt`` and ``metrics.json``.
@@ -75,12 +87,16 @@ def target_for(method: str, cfg: dict[str, Any], data: MultimodalDataset) -> str
 
 
 def train_from_config(
-    cfg: dict[str, Any], out: str | Path | None, data: MultimodalDataset | None = None
+    cfg: dict[str, Any],
+    out: str | Path | None,
+    data: MultimodalDataset | None = None,
+    *,
+    restart: bool = False,
 ) -> tuple[Run, MultimodalDataset]:
     """Load the data, build the method (seeded) and train it as ``cfg`` says.
 
     If ``out`` already holds a run, its config must equal ``cfg``; training then resumes
-    from the last checkpoint.
+    from the last checkpoint, or starts over with ``restart`` (:func:`mmfactor.train.fit`).
     """
     if out is not None and (Path(out) / "config.yaml").exists():
         saved = load_yaml(Path(out) / "config.yaml")
@@ -101,16 +117,20 @@ def train_from_config(
     seed = train.pop("seed")
     L.seed_everything(seed, workers=True, verbose=False)
     model = model_from_config(cfg, data)
-    run = fit(model, data, seed=seed, out=out, config=cfg, **train)
+    run = fit(model, data, seed=seed, out=out, config=cfg, restart=restart, **train)
     return run, data
 
 
-def load_run(run_dir: str | Path) -> tuple[Method, MultimodalDataset, dict[str, Any]]:
+def load_run(
+    run_dir: str | Path, *, allow_diverged: bool = False
+) -> tuple[Method, MultimodalDataset, dict[str, Any]]:
     """The trained model of a run directory (weights from ``model.pt``), its data, its config.
 
     Weights saved before a method renamed some of its modules load under the new names
     (:func:`load_weights`); weights that still do not fit are an :class:`InputError` naming
-    the version that wrote them.
+    the version that wrote them. A run whose training diverged (``metrics.json`` status
+    ``diverged``) is an :class:`InputError` unless ``allow_diverged``: its ``model.pt`` holds
+    the best (or last finite) weights of a training that did not finish.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -119,10 +139,18 @@ def load_run(run_dir: str | Path) -> tuple[Method, MultimodalDataset, dict[str, 
         raise InputError(
             f"{run_dir}: the run has not finished (no model.pt); run fit again to resume it"
         )
+    metrics = load_yaml(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
+    if metrics.get("status") == "diverged" and not allow_diverged:
+        where = metrics.get("diverged") or {}
+        raise InputError(
+            f"allow_diverged: {run_dir} holds a diverged training (epoch {where.get('epoch')} "
+            f"step {where.get('step')}: {where.get('part')!r} is {where.get('value')}); pass "
+            "it to use the last finite weights anyway",
+            argument="allow_diverged",
+        )
     cfg = load_yaml(run_dir / "config.yaml")
     data = data_from_config(cfg)
     model = model_from_config(cfg, data)
-    metrics = load_yaml(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else {}
     load_weights(
         model,
         load_torch(run_dir / "model.pt"),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mmfactor.bench.runner import read_records
+from mmfactor.bench import read_records
 from mmfactor.cli import main
 from mmfactor.data.examples import write_multibench
 

@@ -48,7 +48,10 @@ def test_fit_writes_what_runs_documents(toy, tmp_path, method, expected):
         "target",
         "history",
         "mmfactor_version",
+        "status",
+        "skipped_steps",
     }
+    assert metrics["status"] == "ok" and metrics["skipped_steps"] == 0
     documented = runs.__doc__ or ""
     for name in [*expected, "config.yaml", *metrics]:
         assert f"``{re.sub(r'attempt0', 'attemptK', name)}``" in documented, name

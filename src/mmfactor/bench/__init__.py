@@ -1,7 +1,9 @@
 """Benchmark suites and their runner."""
 
+from mmfactor.bench.markdown import results_markdown, write_report
 from mmfactor.bench.plots import mix_curves, plot_mix
-from mmfactor.bench.runner import read_records, results_markdown, run_bench, write_report
+from mmfactor.bench.records import read_records
+from mmfactor.bench.runner import run_bench
 from mmfactor.bench.suites import SUITES, get_suite
 
 __all__ = [

@@ -19,7 +19,6 @@ the bench for seed 0). Sections, each present when the records hold what it need
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from mmfactor.evaluate.protocol import (
     factor_target_table,
     standard_records,
 )
-from mmfactor.io import atomic_write, write_text
+from mmfactor.io import atomic_write, read_json, write_text
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -121,6 +120,7 @@ def _heatmap_grid(
         rows, cols, figsize=(4.4 * cols, 3.8 * rows), squeeze=False, layout="constrained"
     )
     values = [v for t in tables.values() for row in t.values() for v in row.values()]
+    values = [v for v in values if np.isfinite(v)] or [0.0]  # a missing value has no colour
     vmin, vmax = min(values), max(values)
     for ax, (method, table) in zip(axes.flat, tables.items(), strict=False):
         row_names = list(table)
@@ -139,6 +139,11 @@ def _heatmap_grid(
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
     return True
+
+
+def _number(value: float | None, spec: str) -> str:
+    """``value`` formatted by ``spec``; "n/a" when it is missing or not finite."""
+    return "n/a" if value is None or not np.isfinite(value) else format(value, spec)
 
 
 def _metric_of(recs: list[dict[str, Any]], method: str) -> str:
@@ -177,7 +182,7 @@ def _latent_html(tables: dict[str, dict[str, dict[str, float]]]) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in latents)
         rows = "".join(
             f"<tr><td>{html.escape(f)}</td>"
-            + "".join(f"<td>{row.get(c, float('nan')):.2f}</td>" for c in latents)
+            + "".join(f"<td>{_number(row.get(c), '.2f')}</td>" for c in latents)
             + "</tr>"
             for f, row in table.items()
         )
@@ -321,8 +326,10 @@ def _embeddings(runs: dict[str, Path], path: Path) -> bool:
 def _training_curves(runs: dict[str, Path], path: Path) -> bool:
     histories = {}
     for method, file in _run_files(runs, "metrics.json"):
-        if history := json.loads(file.read_text()).get("history"):
-            histories[method] = history
+        metrics = read_json(file)
+        if history := metrics.get("history"):
+            diverged = " (diverged)" if metrics.get("status") == "diverged" else ""
+            histories[method + diverged] = history
     if not histories:
         return False
     plt = _plt()

@@ -1,71 +1,46 @@
 """Run a benchmark suite: every (data set, method, seed) is trained, evaluated, and its
 records appended to ``results.jsonl`` as soon as it finishes, so an interrupted bench resumes
 where it stopped (finished runs are skipped, an unfinished training resumes from its last
-checkpoint). ``results.md`` is rewritten from the records at the end."""
+checkpoint). ``results.md`` is rewritten from the records at the end. One bench at a time
+writes into a directory (``.lock``, :mod:`mmfactor.lock`); the half-written last line a killed
+bench can leave is dropped, with a warning, when the bench resumes.
+
+A training that diverges (:class:`~mmfactor.errors.DivergedError`) does not stop the bench: it
+is recorded as one record with ``"status": "diverged"`` (``protocol`` ``training``, ``value``
+``null``) and not evaluated, unless ``allow_diverged``, which evaluates the last finite
+weights into records marked ``"status": "diverged"``; ``results.md`` marks both."""
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmfactor.bench.plots import plot_mix
+from mmfactor.bench.markdown import summary_line, write_report
+from mmfactor.bench.records import TRAINING, append_records, cut_torn_tail, read_records
 from mmfactor.bench.report import (
-    primary_target,
     run_dir_name,
     save_embeddings,
-    write_html_report,
 )
 from mmfactor.bench.suites import BenchData, Suite
 from mmfactor.config import resolve
 from mmfactor.data.dataset import MultimodalDataset
-from mmfactor.errors import InputError
-from mmfactor.evaluate.metrics import mean_std
+from mmfactor.errors import DivergedError, InputError
 from mmfactor.evaluate.protocol import (
-    PRIMARY_METRIC,
     Encodings,
     Representation,
     evaluate,
-    factor_target_table,
-    format_table,
     latent_records,
     noise_records,
-    standard_records,
 )
 from mmfactor.evaluate.reference import RawFeatures
-from mmfactor.io import write_text
+from mmfactor.io import dumps_json
+from mmfactor.lock import lock_directory
 from mmfactor.methods.registry import available, method_class
 from mmfactor.runs import data_from_config, target_for, train_from_config
 
 RAW = "raw"
-
-
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a ``results.jsonl``; a torn last line (an interrupted write) is ignored."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
-
-def append_records(path: Path, records: Sequence[dict[str, Any]]) -> None:
-    """Append in one write and flush to disk."""
-    payload = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def run_bench(
@@ -77,6 +52,7 @@ def run_bench(
     seeds: int | None = None,
     sets: Sequence[str] = (),
     log: Callable[[str], None] | None = None,
+    allow_diverged: bool = False,
 ) -> list[dict[str, Any]]:
     """Run ``suite`` into ``out``; returns all records of ``out/results.jsonl``.
 
@@ -88,6 +64,9 @@ def run_bench(
         seeds: seeds per (data set, method) (default: the suite's).
         sets: ``section.key=value`` settings for every run (see :func:`mmfactor.config.resolve`).
         log: where progress lines go (default: stderr).
+        allow_diverged: evaluate the last finite weights of a training that diverged (and
+            retry those a previous bench recorded unevaluated); by default such a training
+            gets one record marked diverged (:func:`not_evaluated` lists them).
 
     Raises:
         InputError: an unknown method or data set, ``seeds`` below 1, a suite without data
@@ -106,9 +85,25 @@ def run_bench(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with lock_directory(out):  # one bench at a time in `out` (mmfactor.lock)
+        return _run_plan(plan, entries, out, log, allow_diverged)
+
+
+def _run_plan(
+    plan: list[tuple[BenchData, str, int, dict[str, Any]]],
+    entries: list[BenchData],
+    out: Path,
+    log: Callable[[str], None],
+    allow_diverged: bool,
+) -> list[dict[str, Any]]:
+    """:func:`run_bench`'s work once it holds ``out``: what ``results.jsonl`` lacks of
+    ``plan``, appended to it, and the report."""
     results = out / "results.jsonl"
+    cut_torn_tail(results)
     done = {
-        (r["dataset"], r.get("bench_target"), r["method"], r["seed"]) for r in read_records(results)
+        (r["dataset"], r.get("bench_target"), r["method"], r["seed"])
+        for r in read_records(results)
+        if not (allow_diverged and r.get("protocol") == TRAINING)  # forced: evaluate them now
     }
     # Several entries of one data set (one per supervising target): tell their runs apart.
     names = [e.label for e in entries]
@@ -131,6 +126,10 @@ def run_bench(
             cfg = {**cfg, "train": {**cfg["train"], "target": target}}
         run_dir = out / "runs" / run_dir_name(label) / method / f"seed{seed}"
         model, run = _model(method, cfg, data, run_dir, label_free, tag, log)
+        if run is not None and run.status == "diverged" and not allow_diverged:
+            append_records(results, [_diverged_record(entry, method, seed, data, run)])
+            log(f"{tag}: not evaluated: training diverged ({run.out})")
+            continue
         records = _entry_records(entry, method, seed, cfg, data, model, run)
         append_records(results, records)
         speed = ""
@@ -140,7 +139,7 @@ def run_bench(
                 f"{run.samples_per_second:.0f} samples/s; "
             )
         primary = entry.target or data.default_target
-        log(f"{tag}: {speed}{_summary_line(records, primary)}")
+        log(f"{tag}: {speed}{summary_line(records, primary)}")
     records = read_records(results)
     write_report(out, records)
     return records
@@ -218,12 +217,16 @@ def _model(
         return RawFeatures(), None
     # A method that ignores labels learns the same model whatever the target.
     uses_labels = method_class(method).uses_labels
-    key = json.dumps({**cfg, "train": {**cfg["train"], "target": None}}, sort_keys=True)
+    key = dumps_json({**cfg, "train": {**cfg["train"], "target": None}}, sort_keys=True)
     if not uses_labels and key in label_free:
         log(f"{tag}: label-free, reusing the model trained for an earlier entry")
         return label_free[key]
     log(f"{tag}: training")
-    run, _ = train_from_config(cfg, run_dir, data=data)
+    try:
+        run, _ = train_from_config(cfg, run_dir, data=data)
+    except DivergedError as exc:  # recorded (and evaluated only if allowed) by run_bench
+        log(f"{tag}: {exc}")
+        run = exc.run
     if not uses_labels:
         label_free[key] = (run.model, run)
     return run.model, run
@@ -250,6 +253,8 @@ def _entry_records(
         # What the entry is about: its supervising target, else the data set's default.
         "primary_target": primary,
     }
+    if run is not None and run.status == "diverged":  # evaluated anyway: allow_diverged
+        context.update(status="diverged", diverged=run.diverged)
     encoded = Encodings(model, data)  # one encoding of each split for all that follows
     records = evaluate(
         model,
@@ -274,195 +279,24 @@ def _entry_records(
     return records
 
 
-def write_report(out: str | Path, records: list[dict[str, Any]]) -> str:
-    """Write ``results.md`` (returned), ``report.html`` with its PNGs and, when the records
-    hold a sweep over mix@r targets, ``mix.png`` into ``out``."""
-    out = Path(out)
-    markdown = results_markdown(records)
-    if plot_mix(records, out / "mix.png"):
-        markdown += "\n![accuracy on mix@r against the unique share r](mix.png)\n"
-    write_text(out / "results.md", markdown)
-    write_html_report(out, records, markdown)
-    return markdown
-
-
-def _summary_line(records: list[dict[str, Any]], target: str | None) -> str:
-    for r in standard_records(records):
-        if (
-            r["factors"] == "all"
-            and r["target"] == target
-            and not r["missing"]
-            and r["metric"] in PRIMARY_METRIC.values()
-        ):
-            return f"probe {r['metric']} on {target}: {r['value']:.3f}"
-    return ""
-
-
-def _distinct(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records without the repeats a reused (label-free) model leaves when one data set is
-    benched under several supervising targets: one score per model, not one per entry. A
-    model is its method, seed and training target; label-free ones (no training target) are
-    told apart by their scores."""
-    seen: set[tuple[Any, ...]] = set()
-    out = []
-    for r in records:
-        model = r.get("trained_on") or ("label-free", r["value"])
-        key: tuple[Any, ...] = (r["method"], r["seed"], model, r["target"], r["factors"])
-        key += (r["protocol"], tuple(r["missing"]), r["metric"], primary_target(r) == r["target"])
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
-    return out
-
-
-def _cell(values: list[float]) -> str:
-    if not values:
-        return ""
-    m, s = mean_std(values)
-    return f"{m:.3f} ± {s:.3f}" if len(values) > 1 else f"{m:.3f}"
-
-
-SENTIMENT_COLUMNS = {
-    "acc2_has0": "Acc-2 has0",
-    "f1_has0": "F1 has0",
-    "acc2_non0": "Acc-2 non0",
-    "f1_non0": "F1 non0",
-    "acc7": "Acc-7",
-    "mae": "MAE",
-    "corr": "Corr",
-}
-
-
-def _sentiment_table(records: list[dict[str, Any]], dataset: str) -> list[str]:
-    """The MOSI/MOSEI metrics of each sentiment target (probe on all factors and the head)."""
-    recs = [r for r in records if r["dataset"] == dataset and not r["missing"]]
-    targets = sorted({r["target"] for r in recs if r["metric"] == "acc2_has0"})
-    lines = []
-    for t in targets:
-        lines += [
-            "",
-            f"Sentiment metrics on {t} (test split, all samples; non0 drops zero labels):",
-            "",
-            "| method | read-out | " + " | ".join(SENTIMENT_COLUMNS.values()) + " |",
-            "|---|---|" + "---|" * len(SENTIMENT_COLUMNS),
-        ]
-        for m in sorted({r["method"] for r in recs if r["target"] == t}):
-            for readout, keep in (
-                ("probe", lambda r: r["protocol"] != "head" and r["factors"] == "all"),
-                ("head", lambda r: r["protocol"] == "head"),
-            ):
-                rows = [r for r in recs if r["method"] == m and r["target"] == t and keep(r)]
-                if rows:
-                    cells = [
-                        _cell([r["value"] for r in rows if r["metric"] == k])
-                        for k in SENTIMENT_COLUMNS
-                    ]
-                    lines.append(f"| {m} | {readout} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def results_markdown(records: list[dict[str, Any]]) -> str:
-    """Tables of mean ± std over seeds: per data set, methods x targets (linear probe on all
-    factors, complete data), missing-modality robustness, and factors x targets per method."""
-    records = standard_records(records)
-    lines = [
-        "# Benchmark results",
-        "",
-        "Linear-probe test metric (accuracy for classes, R² for regression), mean ± std "
-        "over seeds; probes fitted on train, strength chosen on valid.",
-        "",
-    ]
-    by_data: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        by_data.setdefault(r["dataset"], []).append(r)
-    for dataset, recs in by_data.items():
-        recs = _distinct([r for r in recs if r["metric"] in PRIMARY_METRIC.values()])
-        methods = sorted({r["method"] for r in recs})
-        n_seeds = len({r["seed"] for r in recs})
-        bench_targets = sorted({primary_target(r) for r in recs} - {""})
-        lines += [f"## {dataset} ({n_seeds} seed{'s' if n_seeds > 1 else ''})", ""]
-        if len(bench_targets) > 1:
-            lines += [
-                f"A model per supervising target ({', '.join(bench_targets)}; label-free "
-                "methods once): a column of another target averages over those models too.",
-                "",
-            ]
-        lines += _methods_table(recs, methods)
-        lines += _missing_table(recs, methods, bench_targets)
-        lines += _sentiment_table(records, dataset)
-        lines += ["", "Factors x targets (linear probe, complete data):", ""]
-        for m in methods:
-            metric = next(r["metric"] for r in recs if r["method"] == m)
-            table = factor_target_table([r for r in recs if r["method"] == m], metric=metric)
-            lines += [f"**{m}**", "", format_table(table), ""]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _methods_table(recs: list[dict[str, Any]], methods: list[str]) -> list[str]:
-    """Methods x targets on complete data (probe on all factors), the head's score and the
-    training speed."""
-    targets = sorted({r["target"] for r in recs if r["protocol"] != "head"})
-    lines = [
-        "| method | " + " | ".join(targets) + " | head | samples/s |",
-        "|---|" + "---|" * (len(targets) + 2),
-    ]
-    for m in methods:
-        mr = [r for r in recs if r["method"] == m and not r["missing"]]
-        cells = [
-            _cell(
-                [
-                    r["value"]
-                    for r in mr
-                    if r["target"] == t and r["factors"] == "all" and r["protocol"] != "head"
-                ]
-            )
-            for t in targets
-        ]
-        head = _cell([r["value"] for r in mr if r["protocol"] == "head"])
-        speed = {r["seed"]: r["samples_per_second"] for r in mr if r.get("samples_per_second")}
-        sps = f"{sum(speed.values()) / len(speed):.0f}" if speed else ""
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {head} | {sps} |")
-    return lines
-
-
-def _missing_table(
-    recs: list[dict[str, Any]], methods: list[str], bench_targets: list[str]
-) -> list[str]:
-    """The primary target's score with each modality dropped at test time, a row per method
-    (per method and supervising target when there are several); nothing without such
-    records."""
-    missing_sets = sorted({tuple(r["missing"]) for r in recs if r["missing"]})
-    if not missing_sets:
-        return []
-    several = len(bench_targets) > 1  # a row per (method, target)
-    lines = [
-        "",
-        f"Missing modality at test time (probe on all factors, target {', '.join(bench_targets)}):",
-        "",
-        "| method | "
-        + ("target | " if several else "")
-        + "complete | "
-        + " | ".join(f"without {'+'.join(s)}" for s in missing_sets)
-        + " |",
-        "|---|" + ("---|" if several else "") + "---|" * (len(missing_sets) + 1),
-    ]
-    for m in methods:
-        for t in bench_targets if several else [None]:
-            mr = [
-                r
-                for r in recs
-                if r["method"] == m
-                and r["factors"] == "all"
-                and r["target"] == primary_target(r)
-                and t in (None, r["target"])
-                and r["protocol"] != "head"
-            ]
-            cells = [
-                _cell([r["value"] for r in mr if tuple(r["missing"]) == s])
-                for s in [(), *missing_sets]
-            ]
-            if any(cells):
-                row = [m, *([t] if several else []), *cells]
-                lines.append("| " + " | ".join(str(c) for c in row) + " |")
-    return lines
+def _diverged_record(
+    entry: BenchData, method: str, seed: int, data: MultimodalDataset, run: Any
+) -> dict[str, Any]:
+    """The one record of a diverged training that was not evaluated: where it diverged."""
+    primary = entry.target or data.default_target
+    return {
+        "method": method,
+        "dataset": entry.label,
+        "seed": seed,
+        "bench_target": entry.target,
+        "primary_target": primary,
+        "status": "diverged",
+        "diverged": run.diverged,
+        "run_dir": str(run.out),
+        "protocol": TRAINING,
+        "target": primary,
+        "factors": "all",
+        "metric": "diverged",
+        "value": None,
+        "missing": [],
+    }

@@ -5,6 +5,7 @@ convention, and normalised to one schema (:mod:`mmfactor.data.array_files` uses 
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ _TOP_FIELDS = ("modalities", "targets", "split", "default_target")
 _MODALITY_FIELDS = ("key", "kind", "lengths", "present")
 _TARGET_FIELDS = ("key", "kind", "sentiment")
 _SIDE_SUFFIXES = (".yaml", ".yml", ".json")
+# Values of a mapping shown in messages: YAML aliases can make a 1 KB file a list of 10**9
+# entries ("billion laughs"), whose full repr would never finish.
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = _SHOW.maxother = 80
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict = 2, 4, 4
 
 
 def _side_file(path: Path) -> Path | None:
@@ -47,6 +53,8 @@ def _read_mapping_file(where: Path) -> Any:
         ) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"{where}: cannot read the mapping: {one_line(exc)}") from None
+    except RecursionError:  # both parsers recurse once per level of nesting
+        raise InputError(f"{where}: cannot parse the mapping: nested too deeply") from None
 
 
 def _entry(
@@ -80,7 +88,7 @@ def _entry(
                 where,
                 None,
                 f"{section}.{name}.{field}",
-                f"expected an array key (a string), got {out[field]!r}",
+                f"expected an array key (a string), got {_SHOW.repr(out[field])}",
             )
     return out
 
@@ -105,12 +113,14 @@ def _normalise(raw: Any, where: str) -> dict[str, Any]:
     mods = {}
     for name, entry in mods_raw.items():
         m = _entry(where, "modalities", str(name), entry, _MODALITY_FIELDS)
-        if m["kind"] is not None and m["kind"] not in NDIM_BY_KIND:
+        if m["kind"] is not None and (
+            not isinstance(m["kind"], str) or m["kind"] not in NDIM_BY_KIND
+        ):
             raise file_error(
                 where,
                 None,
                 f"modalities.{name}.kind",
-                f"unknown kind {m['kind']!r}; expected vector, sequence or image",
+                f"unknown kind {_SHOW.repr(m['kind'])}; expected vector, sequence or image",
             )
         mods[str(name)] = m
     tgts_raw = raw.get("targets") or {}
@@ -124,7 +134,7 @@ def _normalise(raw: Any, where: str) -> dict[str, Any]:
                 where,
                 None,
                 f"targets.{name}.kind",
-                f"unknown kind {t['kind']!r}; expected classification or regression",
+                f"unknown kind {_SHOW.repr(t['kind'])}; expected classification or regression",
             )
         t["sentiment"] = False if t["sentiment"] is None else t["sentiment"]
         if not isinstance(t["sentiment"], bool):
@@ -132,7 +142,7 @@ def _normalise(raw: Any, where: str) -> dict[str, Any]:
                 where,
                 None,
                 f"targets.{name}.sentiment",
-                f"expected true or false, got {t['sentiment']!r}",
+                f"expected true or false, got {_SHOW.repr(t['sentiment'])}",
             )
         if t["sentiment"] and t["kind"] == "classification":
             raise file_error(
@@ -144,14 +154,14 @@ def _normalise(raw: Any, where: str) -> dict[str, Any]:
         tgts[str(name)] = t
     split = raw.get("split")
     if split is not None and not isinstance(split, str):
-        raise file_error(where, None, "split", f"expected an array key, got {split!r}")
+        raise file_error(where, None, "split", f"expected an array key, got {_SHOW.repr(split)}")
     default = raw.get("default_target")
-    if default is not None and str(default) not in tgts:
+    if default is not None and (not isinstance(default, str | int) or str(default) not in tgts):
         raise file_error(
             where,
             None,
             "default_target",
-            f"{default!r} is not a target; targets: {', '.join(tgts) or '(none)'}",
+            f"{_SHOW.repr(default)} is not a target; targets: {', '.join(tgts) or '(none)'}",
         )
     return {
         "modalities": mods,

@@ -5,7 +5,9 @@ data set from them)."""
 
 from __future__ import annotations
 
+import math
 import os
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -15,6 +17,7 @@ import h5py
 import numpy as np
 
 from mmfactor.data.files import file_error
+from mmfactor.errors import InputError
 
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -178,10 +181,52 @@ class _NpzSource:
     def _corrupt(exc: BaseException) -> str:
         return f"cannot read the archive (truncated or corrupt?): {one_line(exc)}"
 
+    def _check_member(self, key: str) -> None:
+        """Refuse a member that is not an ``.npy`` array, or whose header claims more data
+        than the archive holds, before NumPy allocates what the header claims (10**12 rows
+        from a 1 KB file)."""
+        zf = self._npz.zip
+        assert zf is not None  # None once closed
+        info = zf.getinfo(key if key in zf.namelist() else key + ".npy")  # NumPy's look-up
+        with zf.open(info) as fh:
+            if fh.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
+                raise file_error(self.path, None, key, "not an .npy array (np.savez writes those)")
+            fh.seek(0)
+            # A 3.0 header is a 2.0 header in UTF-8: read as Latin-1, only the field names of
+            # a structured dtype differ, not the shape or the item size.
+            if np.lib.format.read_magic(fh) == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            stored = info.file_size - fh.tell()
+        declared = math.prod(shape) * dtype.itemsize
+        if not dtype.hasobject and declared != stored:
+            raise file_error(
+                self.path,
+                None,
+                key,
+                f"the header declares shape {shape} of {dtype} ({declared} bytes), but "
+                f"{stored} bytes are stored (truncated or corrupt?)",
+            )
+        # The stored size is a claim of the zip directory: deflate expands at most 1032-fold.
+        ratio = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}.get(info.compress_type)
+        size = self.path.stat().st_size
+        if ratio is not None and info.file_size > ratio * size:
+            raise file_error(
+                self.path,
+                None,
+                key,
+                f"claims {info.file_size} bytes, more than the {size}-byte archive can hold "
+                "(corrupt?)",
+            )
+
     def _array(self, key: str) -> np.ndarray:
         if key not in self._cache:
             try:
+                self._check_member(key)
                 self._cache[key] = self._npz[key]
+            except InputError:
+                raise
             except ValueError as exc:
                 if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
                     raise file_error(
@@ -192,7 +237,7 @@ class _NpzSource:
                         "store numeric or string arrays",
                     ) from None
                 raise file_error(self.path, None, key, self._corrupt(exc)) from None
-            except READ_ERRORS as exc:
+            except (*READ_ERRORS, SyntaxError, tokenize.TokenError) as exc:  # header parsing
                 raise file_error(self.path, None, key, self._corrupt(exc)) from None
         return self._cache[key]
 
@@ -231,10 +276,33 @@ class _H5Source:
                 None,
                 f"cannot read the HDF5 file (truncated or corrupt?): {one_line(exc)}",
             ) from None
+        for name in names:
+            if not isinstance(name, str):  # h5py hands over a name that is not UTF-8 as bytes
+                raise file_error(
+                    path, None, None, f"a data set name that is not UTF-8: {name!r} (corrupt?)"
+                )
         self.keys = names
 
     def shape(self, key: str) -> tuple[int, ...]:
-        return tuple(self._f[key].shape)
+        ds = self._f[key]
+        # Unwritten data (chunks never stored, a contiguous block never allocated) read as
+        # fill values: a data set can declare 10**12 rows in a 2 KB file. Refused before
+        # anything is read.
+        if ds.size and not ds.external:
+            if ds.chunks is None:
+                missing = ds.id.get_storage_size() == 0
+            else:
+                per_axis = (-(-s // c) for s, c in zip(ds.shape, ds.chunks, strict=True))
+                missing = ds.id.get_num_chunks() < math.prod(per_axis)
+            if missing:
+                raise file_error(
+                    self.path,
+                    None,
+                    key,
+                    f"shape {ds.shape} declared, but not all its data were written "
+                    "(an interrupted or pre-allocated file?)",
+                )
+        return tuple(ds.shape)
 
     def dtype(self, key: str) -> np.dtype:
         return np.dtype(self._f[key].dtype)

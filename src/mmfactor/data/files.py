@@ -11,6 +11,7 @@ replaced) are kept in ``data.info["notes"]`` for ``mmfactor data inspect``.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +25,9 @@ from mmfactor.errors import InputError
 
 
 def file_error(path: str | Path, split: str | None, key: str | None, problem: str) -> InputError:
-    """``"FILE: split 'train', key 'audio': problem"`` as an :class:`InputError`."""
+    """``"FILE: split 'train', key 'audio': problem"`` as an :class:`InputError`; a line break
+    in ``problem`` (a key name read from the file can hold one) is escaped: one line."""
+    problem = "".join(c if c.isprintable() else repr(c)[1:-1] for c in problem)
     where = ", ".join(
         part
         for part, value in ((f"split {split!r}", split), (f"key {key!r}", key))
@@ -79,6 +82,18 @@ class SplitFields:
         if isinstance(value, np.ndarray):
             arr = value
         elif isinstance(value, list | tuple):
+            # A pickle can repeat one list by reference: a few KB that np.asarray would
+            # expand to 10**10 entries. Each stored entry takes a byte of the file at least.
+            try:
+                entries, size = _entries(value, {}), os.path.getsize(self.path)
+            except RecursionError:
+                raise self.error(key, "lists nested too deeply") from None
+            if entries > size:
+                raise self.error(
+                    key,
+                    f"nested lists of {entries} entries, more than the {size}-byte file holds "
+                    "(lists repeated by reference?)",
+                )
             try:
                 arr = np.asarray(value)
             except ValueError:
@@ -129,6 +144,16 @@ class SplitFields:
         return sizes[first]
 
 
+def _entries(value: Any, seen: dict[int, int]) -> int:
+    """The entries of nested lists and tuples as ``np.asarray`` would lay them out, a list
+    repeated by reference counted each time, in time linear in the distinct lists."""
+    if not isinstance(value, list | tuple):
+        return 1
+    if id(value) not in seen:
+        seen[id(value)] = sum(_entries(v, seen) for v in value)
+    return seen[id(value)]
+
+
 def read_splits(path: str | Path, doc: Any, splits: Sequence[str] = SPLITS) -> list[SplitFields]:
     """The ``train`` / ``valid`` / ``test`` entries of a loaded file, each checked to exist."""
     if not isinstance(doc, Mapping):
@@ -150,10 +175,22 @@ def join_splits(
     keys = next(iter(parts.values())).keys()
     joined = {}
     for key in keys:
+        for split in parts:
+            if key not in parts[split]:  # an optional key (ids) in some splits only
+                raise InputError(
+                    f"split {split!r}, key {key.split(':', 1)[-1]!r}: missing, but split "
+                    f"{next(iter(parts))!r} has it"
+                )
         pieces = [parts[s][key] for s in parts]
         if pieces[0].ndim == 3 and len({p.shape[1] for p in pieces}) > 1:
             t_max = max(p.shape[1] for p in pieces)
             pieces = [np.pad(p, ((0, 0), (0, t_max - p.shape[1]), (0, 0))) for p in pieces]
+        for split, p in zip(parts, pieces, strict=True):
+            if p.shape[1:] != pieces[0].shape[1:]:
+                raise InputError(
+                    f"split {split!r}, key {key.split(':', 1)[-1]!r}: shape {p.shape[1:]} per "
+                    f"sample, but split {next(iter(parts))!r} has {pieces[0].shape[1:]}"
+                )
         joined[key] = np.concatenate(pieces)
     sizes = [len(next(iter(parts[s].values()))) for s in parts]
     bounds = np.cumsum([0, *sizes])
@@ -238,25 +275,28 @@ def assemble(
     - ``y:<label>``: raw label columns, which ``make_targets`` turns into named targets;
     - ``meta:<key>``: per-sample values that are not inputs (ids, raw text).
     """
-    cols, splits = join_splits(parts)
-    arrays = {k[2:]: v for k, v in cols.items() if k.startswith("x:")}
-    lengths, present = {}, {}
-    for m in arrays:
-        raw = cols[f"lengths:{m}"].astype(np.int64)
-        present[m] = raw > 0
-        lengths[m] = np.maximum(raw, 1)  # an absent modality keeps one (zero) step
-    modalities = {m: ModalitySpec(m, "sequence", (a.shape[2],)) for m, a in arrays.items()}
-    return MultimodalDataset(
-        modalities,
-        arrays,
-        make_targets({k[2:]: v for k, v in cols.items() if k.startswith("y:")}),
-        splits,
-        present,
-        lengths,
-        meta={k[5:]: v for k, v in cols.items() if k.startswith("meta:")},
-        info=dict(info or {}),
-        name=name,
-    )
+    try:
+        cols, splits = join_splits(parts)
+        arrays = {k[2:]: v for k, v in cols.items() if k.startswith("x:")}
+        lengths, present = {}, {}
+        for m in arrays:
+            raw = cols[f"lengths:{m}"].astype(np.int64)
+            present[m] = raw > 0
+            lengths[m] = np.maximum(raw, 1)  # an absent modality keeps one (zero) step
+        modalities = {m: ModalitySpec(m, "sequence", (a.shape[2],)) for m, a in arrays.items()}
+        return MultimodalDataset(
+            modalities,
+            arrays,
+            make_targets({k[2:]: v for k, v in cols.items() if k.startswith("y:")}),
+            splits,
+            present,
+            lengths,
+            meta={k[5:]: v for k, v in cols.items() if k.startswith("meta:")},
+            info=dict(info or {}),
+            name=name,
+        )
+    except InputError as exc:  # splits that disagree, a feature width of 0: name the file
+        raise file_error((info or {}).get("path", name), None, None, str(exc)) from None
 
 
 #: File names of the public releases -> loader (MultiBench and MMSA).

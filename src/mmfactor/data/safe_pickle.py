@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import io
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,97 @@ ALLOWED_GLOBALS = frozenset(
 )
 
 
+# ----------------------------------------------------------------------------- size checks
+# Some admitted calls could allocate without bound on a few bytes of pickle (bytearray(10**12),
+# set(range(10**12)), an array built empty with 10**12 rows), and NumPy trusts an object
+# array's pickled state (it reads as many list items as the shape claims, past the end of a
+# shorter list: a crash). The unpickler hands out checked stand-ins for these.
+
+_RECONSTRUCT: Any = np.ndarray.__reduce__(np.zeros(1))[0]
+
+
+def _size(shape: Any) -> int:
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise ValueError(f"an array shape must be a tuple of sizes, got {shape!r:.80}")
+    return math.prod(shape)
+
+
+class _Array(np.ndarray):
+    """An array being unpickled: its state is checked before NumPy reads it. Loading ends
+    by making it a plain ndarray again (:func:`_plain`)."""
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) in (4, 5):
+            shape, dtype, items = state[-4], state[-3], state[-1]
+            if isinstance(dtype, np.dtype) and dtype.hasobject:
+                size = _size(shape)
+                if not isinstance(items, list) or len(items) != size:
+                    got = len(items) if isinstance(items, list) else type(items).__name__
+                    raise ValueError(f"an object array of shape {shape} holds {got} items")
+        super().__setstate__(state)
+
+
+class _NdarrayType:
+    """What ``numpy.ndarray`` unpickles to: an argument of ``_reconstruct`` only (calling
+    it would allocate whatever shape the pickle gives)."""
+
+    def __call__(self, *args: Any) -> None:
+        raise ValueError("refusing a call of numpy.ndarray: NumPy pickles do not make one")
+
+
+_NDARRAY = _NdarrayType()
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    if subtype is not _NDARRAY or _size(shape) != 0:
+        raise ValueError(f"_reconstruct of shape {shape!r:.80}: NumPy starts from an empty array")
+    return _RECONSTRUCT(_Array, shape, dtype)
+
+
+def _of_stored_items(kind: type) -> Any:
+    """``kind`` (bytearray, set, frozenset) built only from items the pickle holds, not from
+    a size or a range."""
+
+    def build(*args: Any) -> Any:
+        if args and not isinstance(args[0], bytes | str | list | tuple | set | frozenset):
+            raise ValueError(f"refusing {kind.__name__}({args[0]!r:.40}): only stored items")
+        return kind(*args)
+
+    return build
+
+
+_CHECKED = {
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    **{
+        (module, kind.__name__): _of_stored_items(kind)
+        for module in ("builtins", "__builtin__")
+        for kind in (bytearray, set, frozenset)
+    },
+}
+
+
+def _plain(obj: Any, seen: dict[int, Any]) -> Any:
+    """``obj`` with every :class:`_Array` in it made a plain ndarray (containers in place)."""
+    if not isinstance(obj, dict | list | tuple | np.ndarray) or id(obj) in seen:
+        return seen.get(id(obj), obj)
+    seen[id(obj)] = obj
+    if isinstance(obj, _Array):
+        seen[id(obj)] = plain = obj.view(np.ndarray)
+        if plain.dtype.hasobject:
+            for i in np.ndindex(plain.shape):
+                plain[i] = _plain(plain[i], seen)
+        return plain
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            obj[k] = _plain(v, seen)
+    elif isinstance(obj, list):
+        obj[:] = [_plain(v, seen) for v in obj]
+    elif isinstance(obj, tuple):
+        seen[id(obj)] = obj = tuple(_plain(v, seen) for v in obj)
+    return obj
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler whose :meth:`find_class` admits only :data:`ALLOWED_GLOBALS`."""
 
@@ -79,10 +171,14 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         canonical = module.replace("numpy._core", "numpy.core", 1)
         if (canonical, name) not in ALLOWED_GLOBALS:
+            what = f"{module}.{name}"
             raise InputError(
-                f"{self.source}: refusing to load {module}.{name} from a pickle (only NumPy "
-                "arrays, scalars, dtypes and builtin containers are allowed)"
+                f"{self.source}: refusing to load {what if what.isprintable() else repr(what)} "
+                "from a pickle (only NumPy arrays, scalars, dtypes and builtin containers are "
+                "allowed)"
             )
+        if (canonical, name) in _CHECKED:
+            return _CHECKED[canonical, name]
         if canonical.startswith("numpy.core"):
             module = canonical.replace("numpy.core", _CORE, 1)
         return super().find_class(module, name)
@@ -90,12 +186,22 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def _load(file: Any, source: str) -> Any:
     try:
-        return RestrictedUnpickler(file, source).load()
+        return _plain(RestrictedUnpickler(file, source).load(), {})
     except InputError:
         raise
+    except MemoryError:
+        # A length field (of a frame, bytes, a string) larger than memory: Python allocates
+        # it before reading, and such a file is truncated or corrupt. The calls that would
+        # fill memory are checked above.
+        raise InputError(
+            f"{source}: not a readable pickle (truncated or corrupt?): it declares an object "
+            "larger than memory"
+        ) from None
+    except RecursionError:
+        raise InputError(f"{source}: not a readable pickle: nested too deeply") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise InputError(
-            f"{source}: not a readable pickle (truncated or corrupt?): {exc}"
+            f"{source}: not a readable pickle (truncated or corrupt?): {' '.join(str(exc).split())}"
         ) from None
 
 

@@ -442,7 +442,7 @@ def factor_target_table(
             acc.setdefault((r["factors"], r["target"]), []).append(r["value"])
     table: dict[str, dict[str, float]] = {}
     for (f, t), vals in acc.items():
-        table.setdefault(f, {})[t] = float(np.mean(vals))
+        table.setdefault(f, {})[t] = float(np.mean(np.asarray(vals, dtype=np.float64)))
     return table
 
 
@@ -451,6 +451,9 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
     targets = sorted({t for row in table.values() for t in row})
     lines = ["| factors | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
     for f, row in table.items():
-        cells = [f"{row[t]:.3f}" if t in row else "" for t in targets]
+        cells = [
+            ("n/a" if not np.isfinite(row[t]) else f"{row[t]:.3f}") if t in row else ""
+            for t in targets
+        ]
         lines.append(f"| {f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

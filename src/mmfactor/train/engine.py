@@ -26,36 +26,22 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.plugins.io import AsyncCheckpointIO, TorchCheckpointIO
+from lightning.pytorch.plugins.io import AsyncCheckpointIO
 
 from mmfactor import __version__
 from mmfactor.data.batching import Batch, make_loader
 from mmfactor.data.dataset import MultimodalDataset
-from mmfactor.errors import InputError
-from mmfactor.io import atomic_write, load_torch, save_torch, write_json, write_yaml
+from mmfactor.errors import DivergedError, InputError
+from mmfactor.io import save_torch, write_json, write_yaml
+from mmfactor.lock import launching_process, lock_directory
 from mmfactor.methods.base import Method
+from mmfactor.train.checkpoints import AtomicCheckpointIO, resume_checkpoint, start_over
 from mmfactor.train.module import LitMethod
 from mmfactor.train.options import TrainOptions, option_names
 
 for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written atomically and read back with ``torch.load(weights_only=True)``."""
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
-    ) -> None:
-        # Renaming is atomic against a killed process; no fsync, which would cost more per
-        # epoch than a small model's training step (power loss may lose the last epoch).
-        atomic_write(path, lambda f: torch.save(checkpoint, f), durable=False)
-
-    def load_checkpoint(
-        self, path: Any, map_location: Any = None, weights_only: bool | None = None
-    ) -> dict[str, Any]:
-        return load_torch(path, map_location=map_location or "cpu")
 
 
 class RunKeeper(Callback):
@@ -140,6 +126,9 @@ class Run:
     history: list[dict[str, float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     is_global_zero: bool = True  # False in the other processes of a data-parallel run
+    status: str = "ok"  # "diverged": a non-finite value stopped training (DivergedError)
+    diverged: dict[str, Any] | None = None  # where: DivergedError.as_dict()
+    skipped_steps: int = 0  # steps skipped for a non-finite value (train.on_nonfinite=skip)
 
 
 @dataclass
@@ -151,6 +140,8 @@ class _Trained:
     samples: int = 0
     best_valid_loss: float | None = None
     is_global_zero: bool = True
+    diverged: DivergedError | None = None
+    skipped_steps: int = 0
 
 
 def fit(
@@ -164,6 +155,7 @@ def fit(
     out: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
     config: dict[str, Any] | None = None,
+    restart: bool = False,
     **train: Any,
 ) -> Run:
     """Train ``model`` on the ``train`` split of ``data``, early-stopping on ``valid``.
@@ -177,7 +169,11 @@ def fit(
             ...); an unknown one is an :class:`InputError`.
         out: run directory for ``model.pt``, ``metrics.json``, checkpoints and logs (the
             files: :mod:`mmfactor.runs`). If it holds ``checkpoints/last.ckpt``, training
-            resumes from it.
+            resumes from it (from ``previous.ckpt``, with a warning, if it cannot be read;
+            :mod:`mmfactor.train.checkpoints`). One process at a time trains into it: the
+            others get an :class:`InputError` naming the holder (:mod:`mmfactor.lock`).
+        restart: discard the checkpoints, logs and outputs in ``out`` and train from scratch
+            (where its checkpoints cannot be read, say).
         config: the full run config, saved as ``config.yaml`` (the CLI passes it).
 
     A method with ``closed_form`` (``cca``, ``dcca``) is then fitted in closed form on the
@@ -187,17 +183,24 @@ def fit(
     Returns:
         A :class:`Run`; the model holds the best weights on validation loss (or the last
         ones with ``restore_best=False``).
+
+    Raises:
+        DivergedError: a loss part, the gradient norm or a validation value was not finite
+            (``on_nonfinite``); ``out`` then holds the last finite checkpoint, ``model.pt``
+            with the best (else the last finite) weights, which the model holds too, and
+            ``metrics.json`` with ``"status": "diverged"``; the error's ``run`` is the
+            :class:`Run`.
     """
     opts = _options(train, seed=seed, max_epochs=max_epochs, batch_size=batch_size)
     target = _supervising_target(model, data, target if target is not None else opts.target)
     if len(data.indices("train")) < 2:
         raise InputError(f"data set {data.name!r}: the train split needs at least 2 samples")
-    with _run_directory(out, config) as run_dir:
+    with _run_directory(out, config, restart) as run_dir:
         L.seed_everything(seed, workers=True, verbose=False)
         trained = _Trained()  # nothing to train by gradient (cca): only the closed form
         if any(p.requires_grad for p in model.main_parameters()):
             trained = _train(model, data, target, opts, run_dir, out is None, callbacks)
-        if model.closed_form:
+        if model.closed_form and trained.diverged is None:
             trained.seconds += _fit_closed_form(model, data, target, opts.batch_size)
             trained.samples += len(data.indices("train"))
         seconds = trained.seconds
@@ -211,6 +214,9 @@ def fit(
             history=_history(run_dir),
             config=config or {},
             is_global_zero=trained.is_global_zero,
+            status="ok" if trained.diverged is None else "diverged",
+            diverged=None if trained.diverged is None else trained.diverged.as_dict(),
+            skipped_steps=trained.skipped_steps,
         )
         model.train_stats = {
             "train_seconds": run.train_seconds,
@@ -221,6 +227,9 @@ def fit(
         if run.is_global_zero and run.out is not None:
             _write_outputs(run, target)
     model.eval()
+    if trained.diverged is not None:
+        trained.diverged.run = run
+        raise trained.diverged
     return run
 
 
@@ -254,9 +263,12 @@ def _supervising_target(model: Method, data: MultimodalDataset, target: str | No
 
 
 @contextlib.contextmanager
-def _run_directory(out: str | Path | None, config: dict[str, Any] | None) -> Iterator[Path]:
-    """The run directory ``out``, created, with ``config.yaml`` if ``config`` is given; a
-    temporary directory, removed on exit, when ``out`` is ``None`` (Lightning's logger
+def _run_directory(
+    out: str | Path | None, config: dict[str, Any] | None, restart: bool = False
+) -> Iterator[Path]:
+    """The run directory ``out``, created and locked for the ``with`` block, emptied of an
+    earlier training's files when ``restart``, with ``config.yaml`` if ``config`` is given;
+    a temporary directory, removed on exit, when ``out`` is ``None`` (Lightning's logger
     needs a directory; nothing is kept)."""
     with contextlib.ExitStack() as stack:
         if out is None:
@@ -264,6 +276,9 @@ def _run_directory(out: str | Path | None, config: dict[str, Any] | None) -> Ite
         else:
             run_dir = Path(out)
             run_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(lock_directory(run_dir))
+            if restart and launching_process():  # not again in each data-parallel worker
+                start_over(run_dir)
         if config is not None:
             write_yaml(run_dir / "config.yaml", config)
         yield run_dir
@@ -278,11 +293,13 @@ def _train(
     temporary: bool,
     callbacks: Sequence[Callback],
 ) -> _Trained:
-    """Gradient training under Lightning, resuming from ``checkpoints/last.ckpt`` if it
-    exists; the model ends with the best weights when ``restore_best``."""
+    """Gradient training under Lightning, resuming from ``checkpoints/last.ckpt`` (or the
+    previous one) if there is one; the model ends with the best weights when
+    ``restore_best``."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume = None if temporary else resume_checkpoint(last)  # before anything is written
     lit = LitMethod(model, opts, data, target)
     has_valid = len(data.splits.get("valid", ())) > 0
-    last = run_dir / "checkpoints" / "last.ckpt"
     # Without a run directory nothing could resume from a checkpoint: write none.
     keeper = RunKeeper(
         opts.monitor if has_valid else None,
@@ -291,14 +308,24 @@ def _train(
         opts.checkpoint_interval,
     )
     trainer = _trainer(opts, run_dir, [keeper, *callbacks], len(data.indices("train")))
-    with contextlib.redirect_stdout(sys.stderr):
-        trainer.fit(lit, ckpt_path=str(last) if last.exists() else None)
+    diverged = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            trainer.fit(lit, ckpt_path=None if resume is None else str(resume))
+    except DivergedError as exc:  # raised before the step's update and before any checkpoint
+        diverged = exc
 
     best = None if keeper.score is None else float(keeper.score)
     if opts.restore_best and keeper.state is not None:
         model.load_state_dict(keeper.state)
     return _Trained(
-        trainer.current_epoch, keeper.seconds, lit.samples_trained, best, trainer.is_global_zero
+        trainer.current_epoch,
+        keeper.seconds,
+        lit.samples_trained,
+        best,
+        trainer.is_global_zero,
+        diverged,
+        lit.skipped_steps,
     )
 
 
@@ -340,9 +367,9 @@ def _fit_closed_form(
 
 
 def _write_outputs(run: Run, target: str | None) -> None:
-    """``model.pt`` (the weights) and ``metrics.json`` (how training went, and the
-    mmfactor version that wrote them, which :func:`mmfactor.runs.load_run` reports when
-    the weights no longer fit the method)."""
+    """``model.pt`` (the weights) and ``metrics.json`` (how training went, ``status`` "ok"
+    or "diverged", and the mmfactor version that wrote them, which
+    :func:`mmfactor.runs.load_run` reports when the weights no longer fit the method)."""
     assert run.out is not None
     save_torch(run.out / "model.pt", run.model.state_dict())
     write_json(
@@ -355,6 +382,9 @@ def _write_outputs(run: Run, target: str | None) -> None:
             "target": target,
             "history": run.history,
             "mmfactor_version": __version__,
+            "status": run.status,
+            **({"diverged": run.diverged} if run.diverged is not None else {}),
+            "skipped_steps": run.skipped_steps,
         },
     )
 

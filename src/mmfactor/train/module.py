@@ -1,5 +1,6 @@
 """The LightningModule of a method: :class:`LitMethod`. Its data loaders, the main step and
-the estimator steps, and the epoch means it logs."""
+the estimator steps, the epoch means it logs, and the check that what a step computed is
+finite (``train.on_nonfinite``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
 from mmfactor.data.batching import Batch, make_loader
 from mmfactor.data.dataset import MultimodalDataset
-from mmfactor.errors import InputError
+from mmfactor.errors import DivergedError, InputError
 from mmfactor.methods.base import Method
 from mmfactor.optim import build_optimizer
 from mmfactor.train.options import TrainOptions
@@ -19,7 +20,15 @@ from mmfactor.train.options import TrainOptions
 
 class LitMethod(L.LightningModule):
     """Wraps a :class:`Method`: one main optimiser step on the method's own parameters, then
-    ``method.estimator_steps`` steps on its estimator parameters (manual optimisation)."""
+    ``method.estimator_steps`` steps on its estimator parameters (manual optimisation).
+
+    Every step checks, before it updates any weight, that the loss parts, the loss and the
+    gradient norm of the main step, and each estimator loss are finite; the validation
+    means are checked at the end of each epoch. A non-finite one raises
+    :class:`~mmfactor.errors.DivergedError` (``train.on_nonfinite: stop``), or, with ``skip``,
+    the step updates nothing more (a non-finite estimator loss comes after the main update)
+    and counts in ``skipped_steps``; an epoch of skipped steps still raises.
+    """
 
     def __init__(
         self, method: Method, opts: TrainOptions, data: MultimodalDataset, target: str | None
@@ -42,6 +51,8 @@ class LitMethod(L.LightningModule):
         self._epoch_sums: dict[str, dict[str, torch.Tensor]] = {}
         self._epoch_counts: dict[str, int] = {}
         self.samples_trained = 0  # in this process's fit, all ranks counted
+        self.skipped_steps = 0  # steps with a non-finite value (on_nonfinite=skip), resumed too
+        self._epoch_skipped = 0
         self._valid_loader: Any = None
 
     # --- data ----------------------------------------------------------------------------
@@ -96,7 +107,9 @@ class LitMethod(L.LightningModule):
                 loss = self.method.loss(batch.to(self.device))
                 self._log("valid", loss.watched, loss.parts, len(batch))
         self.method.train(was_training)
-        return self._flush("valid")
+        means = self._flush("valid")
+        self._check_valid(means)
+        return means
 
     def transfer_batch_to_device(
         self, batch: Batch, device: torch.device, dataloader_idx: int
@@ -134,22 +147,112 @@ class LitMethod(L.LightningModule):
         loss = self.method.loss(batch)
         main_opt.zero_grad(set_to_none=True)
         self._backward(loss.total)
-        self._step(main_opt)
+        checked = {**loss.parts, "loss": loss.total}
+        if loss.objective is not None:
+            checked["objective"] = loss.objective
+        if self._check_grads:
+            checked["grad_norm"] = torch.nn.utils.get_total_norm(
+                [p.grad for p in self._main_params if p.grad is not None]
+            )
+        bad = self._first_nonfinite(checked)
+        if bad is None:
+            self._step(main_opt)
         if self.has_estimators:
             self.untoggle_optimizer(main_opt)
-            est_opt = optimizers[1]
-            self.toggle_optimizer(est_opt)
-            for _ in range(self.method.estimator_steps):
-                est_opt.zero_grad(set_to_none=True)
-                est_loss = self.method.estimator_loss(batch, loss.state)
-                self._backward(est_loss)
-                self._sync_estimator_gradients()
-                self._step(est_opt)
-            self.untoggle_optimizer(est_opt)
-            loss.parts["estimator"] = est_loss.detach()
+            if bad is None:
+                bad = self._estimator_steps(batch, loss, optimizers[1])
         self.samples_trained += len(batch) * self.trainer.world_size
+        if bad is not None:
+            self._nonfinite_step(batch_idx, *bad)
+            main_opt.zero_grad(set_to_none=True)  # no update (as AMP's scaler skips a step)
+            return loss.total.detach()
         self._log("train", loss.watched, loss.parts, len(batch))
         return loss.total.detach()
+
+    def _estimator_steps(self, batch: Batch, loss: Any, est_opt: Any) -> tuple[str, str] | None:
+        """``method.estimator_steps`` updates of the estimator networks on the main step's
+        recorded inputs; the first non-finite estimator loss ends them (no update) and is
+        returned as ``("estimator", value)``."""
+        self.toggle_optimizer(est_opt)
+        bad = None
+        for _ in range(self.method.estimator_steps):
+            est_opt.zero_grad(set_to_none=True)
+            est_loss = self.method.estimator_loss(batch, loss.state)
+            if (bad := self._first_nonfinite({"estimator": est_loss})) is not None:
+                break
+            self._backward(est_loss)
+            self._sync_estimator_gradients()
+            self._step(est_opt)
+        self.untoggle_optimizer(est_opt)
+        loss.parts["estimator"] = est_loss.detach()
+        return bad
+
+    # --- non-finite values -------------------------------------------------------------------
+    def _first_nonfinite(self, values: dict[str, torch.Tensor]) -> tuple[str, str] | None:
+        """The first of ``values`` (0-d tensors) that is not finite in any process, as
+        ``(name, "inf" | "-inf" | "nan")``; ``None`` when all are finite.
+
+        One host-device synchronisation (one ``bool()``), as AMP's scaler makes per step:
+        skipping or stopping must be decided before the update. Under data parallelism the
+        values are summed over processes first, so that every process decides alike.
+        """
+        stacked = torch.stack([v.detach().float() for v in values.values()])
+        if self.trainer.world_size > 1:
+            torch.distributed.all_reduce(stacked)  # a non-finite term makes the sum one
+        finite = torch.isfinite(stacked)
+        if bool(finite.all()):
+            return None
+        index = int((~finite).nonzero()[0, 0])
+        value = float(stacked[index])
+        return list(values)[index], "nan" if value != value else ("inf" if value > 0 else "-inf")
+
+    def _nonfinite_step(self, step: int, part: str, value: str) -> None:
+        """Stop the run at this step (``on_nonfinite=stop``), or count it as skipped and stop
+        only when every step of the epoch was."""
+        what = "the gradient norm" if part == "grad_norm" else f"loss part {part!r}"
+        lr = "train.estimator_lr" if part == "estimator" else "train.lr"
+        epoch = self.current_epoch
+        if self.opts.on_nonfinite == "stop":
+            reason = f"{what} is {value}; lower {lr} or set train.on_nonfinite=skip"
+            raise DivergedError(epoch, step, part, value, reason)
+        self.skipped_steps += 1
+        self._epoch_skipped += 1
+        if self._epoch_skipped == step + 1 == self.trainer.num_training_batches:
+            reason = (
+                f"{what} is {value}, and all {step + 1} steps of the epoch were skipped "
+                f"(train.on_nonfinite=skip); lower {lr}"
+            )
+            raise DivergedError(epoch, step, part, value, reason)
+
+    def _check_valid(self, means: dict[str, torch.Tensor]) -> None:
+        """Raise :class:`DivergedError` if a validation mean is not finite (the means are
+        already averaged over processes: every process raises alike)."""
+        if not means or (bad := self._first_nonfinite_local(means)) is None:
+            return
+        part, value = bad
+        n = int(self.trainer.num_training_batches)
+        skipped = f" ({self._epoch_skipped} of the epoch's {n} steps skipped)"
+        reason = f"validation value {part!r} is {value}{skipped if self._epoch_skipped else ''}"
+        reason += "; lower train.lr"
+        step = max(0, n - 1)
+        raise DivergedError(self.current_epoch, step, part, value, reason)
+
+    @staticmethod
+    def _first_nonfinite_local(values: dict[str, torch.Tensor]) -> tuple[str, str] | None:
+        for name, v in values.items():
+            x = float(v)
+            if x != x or abs(x) == float("inf"):
+                return name, "nan" if x != x else ("inf" if x > 0 else "-inf")
+        return None
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_skipped = 0
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["skipped_steps"] = self.skipped_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_steps = int(checkpoint.get("skipped_steps", 0))
 
     def on_fit_start(self) -> None:
         # Lightning's backward and optimizer wrappers cost ~0.5 ms per step (hooks, profiler
@@ -163,6 +266,9 @@ class LitMethod(L.LightningModule):
         )  # type: ignore[attr-defined]
         self._raw_backward = no_scaler and strategy is SingleDeviceStrategy
         self._raw_step = no_scaler and strategy in (SingleDeviceStrategy, DDPStrategy)
+        # A gradient scaler's scaled gradients overflow by design; it skips those steps itself.
+        self._check_grads = no_scaler
+        self._main_params = list(self.method.main_parameters())
         if self.trainer.world_size > 1:  # DDP does not broadcast the parameters it ignores
             for p in self.method.estimator_parameters():
                 torch.distributed.broadcast(p.data, 0)

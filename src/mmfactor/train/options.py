@@ -20,6 +20,11 @@ from typing import Any
 from mmfactor.checks import check_choice, check_float, check_int
 from mmfactor.optim import OPTIMIZERS
 
+#: What a training step with a non-finite loss part or gradient norm does: ``stop`` the run
+#: (:class:`~mmfactor.errors.DivergedError`), or ``skip`` the step without updating the
+#: weights, as AMP's gradient scaler does (the run still stops when a whole epoch is skipped).
+ON_NONFINITE = ("stop", "skip")
+
 
 @dataclass(frozen=True)
 class TrainOptions:
@@ -41,6 +46,7 @@ class TrainOptions:
     estimator_lr: float = 1e-3
     estimator_optimizer: str = "adam"
     unlabeled_ratio: float = 0.0  # unlabeled samples per labeled one in a training batch
+    on_nonfinite: str = "stop"  # a non-finite loss or gradient norm: one of ON_NONFINITE
     # Passed to lightning.Trainer as they are:
     accelerator: str = "cpu"
     devices: int = 1
@@ -69,6 +75,9 @@ class TrainOptions:
             checked[key] = check_float(owner, key, getattr(self, key), minimum=0, min_open=True)
         for key in ("optimizer", "estimator_optimizer"):
             checked[key] = check_choice(owner, key, getattr(self, key), OPTIMIZERS)
+        checked["on_nonfinite"] = check_choice(
+            owner, "on_nonfinite", self.on_nonfinite, ON_NONFINITE
+        )
         checked["seed"] = check_int(owner, "seed", self.seed, minimum=None)
         checked["unlabeled_ratio"] = check_float(
             owner,
