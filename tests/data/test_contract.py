@@ -5,6 +5,7 @@ import torch
 import mmfactor as mf
 from mmfactor.data.batching import BatchIndexSampler, make_loader
 from mmfactor.errors import InputError
+from mmfactor.evaluate.protocol import with_test_noise
 
 
 def test_from_arrays_infers_kinds_and_splits(toy_seq):
@@ -118,3 +119,23 @@ def test_fit_with_unlabeled_ratio_needs_an_unlabeled_split(toy):
         mf.fit(model, toy, max_epochs=1, unlabeled_ratio=1.0, progress=False)
     with pytest.raises(InputError, match=r"unlabeled_ratio must be a number in \[0, 1000000\)"):
         mf.fit(model, toy, max_epochs=1, unlabeled_ratio=-1, progress=False)
+
+
+def test_uint8_images_reach_batches_as_floats_in_unit_range_and_noise_keeps_the_scale():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 3, 4, 4), dtype=np.uint8)
+    counts = rng.integers(0, 256, (40, 2), dtype=np.uint8)  # 8-bit vectors are not rescaled
+    data = mf.from_arrays(
+        {"img": images, "counts": counts},
+        rng.integers(0, 2, 40),
+        kinds={"img": "image", "counts": "vector"},
+    )
+    batch = next(iter(make_loader(data, np.arange(40), 40, target="y")))
+    rows = batch.index.numpy()
+    assert batch.x["img"].dtype == torch.float32
+    # Exact: one float32 division of each byte, the same on every platform.
+    assert torch.equal(batch.x["img"], torch.as_tensor(images[rows], dtype=torch.float32) / 255)
+    assert torch.equal(batch.x["counts"], torch.as_tensor(counts[rows]))
+    noisy = with_test_noise(data, 0.1)
+    test = data.indices("test")
+    assert np.abs(noisy.arrays["img"][test] - images[test] / 255).max() < 1.0  # [0, 1] scale

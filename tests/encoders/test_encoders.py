@@ -172,7 +172,7 @@ def test_gradients_reach_every_parameter(name: str, spec: ModalitySpec, options:
 
 
 def test_unknown_name_lists_the_encoders() -> None:
-    with pytest.raises(InputError, match="'lstm'.*available: cnn, gru"):
+    with pytest.raises(InputError, match="'lstm'.*available: alexnet, cnn, gru"):
         build_encoder("lstm", SEQ, 4)
 
 

@@ -88,6 +88,18 @@ def test_classification_metrics_by_hand() -> None:
     f1 = (0.5 + 0.8 + 2 / 3) / 3
     assert m["f1_macro"] == pytest.approx(f1)
     assert m["f1_weighted"] == pytest.approx(f1)
+    # Recalls 1/2, 1, 1/2: balanced accuracy 2/3 (equal supports: the accuracy).
+    assert m["balanced_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_balanced_accuracy_weighs_each_true_class_alike() -> None:
+    # 9 negatives, 1 positive: always guessing 0 is 90% accurate, 50% balanced.
+    y_true = np.array([0] * 9 + [1])
+    m = classification_metrics(y_true, np.zeros(10, dtype=np.int64))
+    assert m["accuracy"] == pytest.approx(0.9) and m["balanced_accuracy"] == pytest.approx(0.5)
+    # Recalls 8/9 and 1; a predicted class absent from y_true (2) adds no recall term.
+    m = classification_metrics(y_true, np.array([0] * 8 + [2, 1]))
+    assert m["balanced_accuracy"] == pytest.approx((8 / 9 + 1) / 2)
 
 
 def test_classification_metrics_unpredicted_class_counts_zero_without_warning() -> None:

@@ -28,6 +28,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mmfactor.augment.image import (
+    ColorJitter,
+    GaussianBlur,
+    RandomFlip,
+    RandomGrayscale,
+    RandomResizedCrop,
+    simclr_augmentation,
+)
 from mmfactor.augment.sequence import DropSteps, PermuteSteps
 from mmfactor.augment.vector import (
     Augmentation,
@@ -39,26 +47,29 @@ from mmfactor.augment.vector import (
     SwapHalves,
     _device,
     per_sample,
-    rand,
 )
-from mmfactor.checks import check_probability
 from mmfactor.data.dataset import ModalitySpec
 from mmfactor.distributed import rank_share
 from mmfactor.errors import InputError
 
 __all__ = [
     "Augmentation",
+    "ColorJitter",
     "Compose",
     "DropSteps",
     "FeatureDropout",
+    "GaussianBlur",
     "GaussianNoise",
     "Identity",
     "Mixup",
     "PermuteSteps",
     "RandomChoice",
     "RandomFlip",
+    "RandomGrayscale",
+    "RandomResizedCrop",
     "SwapHalves",
     "default_augmentation",
+    "simclr_augmentation",
 ]
 
 
@@ -142,31 +153,6 @@ class Compose(Augmentation):
         return x, mask
 
 
-class RandomFlip(Augmentation):
-    """Flip each image along ``dims`` (default the width axis) with probability ``p``.
-
-    Shapes: ``(B, C, H, W)``, unchanged; no mask.
-    """
-
-    def __init__(
-        self,
-        p: float = 0.5,
-        dims: tuple[int, ...] = (-1,),
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__(generator)
-        self.p = check_probability("RandomFlip", "p", p, closed=True)
-        self.dims = tuple(dims)
-
-    def augment(
-        self, x: torch.Tensor, mask: torch.Tensor | None, generator: torch.Generator | None
-    ) -> Output:
-        if mask is not None:
-            raise InputError("RandomFlip takes images, not sequences (masks)")
-        flip = rand((x.shape[0],), x, generator) < self.p
-        return torch.where(per_sample(flip, x), x.flip(self.dims), x), mask
-
-
 def default_augmentation(
     spec: ModalitySpec, generator: torch.Generator | None = None
 ) -> Augmentation:
@@ -177,8 +163,10 @@ def default_augmentation(
       reproduce it; tabular data may add :class:`Mixup`);
     - ``sequence``: ``RandomChoice([PermuteSteps(), GaussianNoise(0.1), DropSteps(0.2),
       Identity()])``;
-    - ``image``: ``Compose([RandomFlip(0.5), GaussianNoise(0.05)])``, a stand-in for the
-      paper's random resized crop + flip + colour jitter (not implemented yet).
+    - ``image``: SimCLR's crop + flip + colour jitter + grayscale + blur
+      (:func:`~mmfactor.augment.image.simclr_augmentation`, the output the input's size), for
+      images in ``[0, 1]`` with C = 1 or 3 (grayscale: no saturation or hue jitter); other
+      channel counts get the geometric part and the blur only.
 
     Noise levels are relative to each feature's spread in the batch (see
     :class:`GaussianNoise`).
@@ -192,5 +180,10 @@ def default_augmentation(
             [PermuteSteps(), GaussianNoise(0.1), DropSteps(0.2), Identity()], generator=generator
         )
     if spec.kind == "image":
-        return Compose([RandomFlip(0.5), GaussianNoise(0.05)], generator=generator)
+        size = (spec.shape[-2], spec.shape[-1])  # (H, W): shapes are preserved
+        if spec.shape[0] in (1, 3):
+            return simclr_augmentation(size, generator=generator)
+        return Compose(
+            [RandomResizedCrop(size), RandomFlip(0.5), GaussianBlur(p=0.5)], generator=generator
+        )
     raise InputError(f"no default augmentation for {spec.kind} modality {spec.name!r}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mmfactor.bench.plots import plot_mix
+from mmfactor.bench.published import PUBLISHED_RUS, RUS_COLUMNS
 from mmfactor.bench.records import TRAINING, not_evaluated
 from mmfactor.bench.report import primary_target, write_html_report
 from mmfactor.evaluate.metrics import mean_std
@@ -18,6 +19,9 @@ from mmfactor.evaluate.protocol import (
     standard_records,
 )
 from mmfactor.io import write_text
+from mmfactor.methods.registry import method_class
+
+RAW = "raw"  # the raw-input reference of every bench entry
 
 
 def _diverged_lines(records: list[dict[str, Any]], dataset: str) -> list[str]:
@@ -83,13 +87,63 @@ def _distinct(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _cell(values: list[float]) -> str:
+def _cell(values: list[float], digits: int = 3) -> str:
     if not values:
         return ""
     m, s = mean_std(values)
     if not math.isfinite(m):  # a value was not a number (null in results.jsonl)
         return "n/a"
-    return f"{m:.3f} ± {s:.3f}" if len(values) > 1 else f"{m:.3f}"
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"
+
+
+def _rus_table(records: list[dict[str, Any]], dataset: str) -> list[str]:
+    """Redundancy, uniqueness and synergy (:data:`~mmfactor.bench.published.RUS_COLUMNS`):
+    each method's test balanced accuracy in % (linear probe on all factors, complete data)
+    on ``shared``, the mean over the ``unique:<m>`` targets, and ``synergy``, each from the
+    model trained for that target where the bench has one; then the published rows of the
+    data set. Nothing unless the records hold all three kinds of target."""
+    recs = [
+        r
+        for r in records
+        if r["dataset"] == dataset
+        and r["metric"] == "balanced_accuracy"
+        and r["protocol"] == "linear-probe"
+        and r["factors"] == "all"
+        and not r["missing"]
+    ]
+    columns = {
+        name: sorted({r["target"] for r in recs if r["target"].startswith(prefixes)})
+        for name, prefixes in RUS_COLUMNS.items()
+    }
+    if not all(columns.values()):
+        return []
+
+    def per_seed(method: str, targets: list[str]) -> list[float]:
+        scores: dict[int, list[float]] = {}
+        for t in targets:
+            rows = [r for r in recs if r["method"] == method and r["target"] == t]
+            own = [r for r in rows if r.get("bench_target") == t]  # the model trained for t
+            for r in own or rows:
+                scores.setdefault(r["seed"], []).append(100 * r["value"])
+        return [sum(v) / len(v) for v in scores.values()]
+
+    lines = [
+        "",
+        "Redundancy / uniqueness / synergy (test balanced accuracy %, linear probe; "
+        + ", ".join(f"{k}: {' + '.join(v)}" for k, v in columns.items())
+        + "; labels: whether the method trains on the column's target):",
+        "",
+        "| method | labels | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for m in sorted({r["method"] for r in recs}):
+        labels = "no" if m == RAW else "yes" if method_class(m).uses_labels else "no"
+        cells = [_cell(per_seed(m, ts), digits=1) for ts in columns.values()]
+        lines.append(f"| {m} | {labels} | " + " | ".join(cells) + " |")
+    for name, ours, values in PUBLISHED_RUS.get(dataset.split(":")[0], []):
+        label = f"{name} (published{', ours: ' + ours if ours else ''})"
+        lines.append(f"| {label} | no | " + " | ".join(f"{v:.1f}" for v in values) + " |")
+    return lines
 
 
 SENTIMENT_COLUMNS = {
@@ -160,6 +214,7 @@ def results_markdown(records: list[dict[str, Any]]) -> str:
         lines += _methods_table(recs, methods)
         lines += _missing_table(recs, methods, bench_targets)
         lines += _sentiment_table(records, dataset)
+        lines += _rus_table(records, dataset)
         lines += _diverged_lines(records, dataset)
         lines += ["", "Factors x targets (linear probe, complete data):", ""]
         for m in methods:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmfactor.bench.markdown import summary_line, write_report
+from mmfactor.bench.markdown import RAW, summary_line, write_report
 from mmfactor.bench.records import TRAINING, append_records, cut_torn_tail, read_records
 from mmfactor.bench.report import (
     run_dir_name,
@@ -39,8 +39,6 @@ from mmfactor.io import dumps_json
 from mmfactor.lock import lock_directory
 from mmfactor.methods.registry import available, method_class
 from mmfactor.runs import data_from_config, target_for, train_from_config
-
-RAW = "raw"
 
 
 def run_bench(
@@ -107,7 +105,7 @@ def _run_plan(
     }
     # Several entries of one data set (one per supervising target): tell their runs apart.
     names = [e.label for e in entries]
-    data_cache: dict[str, MultimodalDataset] = {}
+    data_cache: dict[str, MultimodalDataset] = {}  # data config -> data set
     label_free: dict[str, tuple[Representation, Any]] = {}  # config without target -> run
     for i, (entry, method, seed, cfg) in enumerate(plan, 1):
         label = entry.label if names.count(entry.label) == 1 else f"{entry.label} {entry.target}"
@@ -115,9 +113,8 @@ def _run_plan(
         if (entry.label, entry.target, method, seed) in done:
             log(f"{tag}: done, skipped")
             continue
-        if entry.label not in data_cache:
-            data_cache[entry.label] = data_from_config(cfg)
-        data = data_cache[entry.label]
+        data = _cached_data({"name": entry.name, **entry.options}, data_cache)
+        train_data = _cached_data(cfg["data"], data_cache)  # entry.pretrain's, label-free
         if method != RAW and (reason := method_class(method).unsupported(data.modalities)):
             log(f"{tag}: skipped, {reason}")
             continue
@@ -125,7 +122,7 @@ def _run_plan(
             log(f"{tag}: trains on {target!r} (it cannot train on {data.default_target!r})")
             cfg = {**cfg, "train": {**cfg["train"], "target": target}}
         run_dir = out / "runs" / run_dir_name(label) / method / f"seed{seed}"
-        model, run = _model(method, cfg, data, run_dir, label_free, tag, log)
+        model, run = _model(method, cfg, train_data, run_dir, label_free, tag, log)
         if run is not None and run.status == "diverged" and not allow_diverged:
             append_records(results, [_diverged_record(entry, method, seed, data, run)])
             log(f"{tag}: not evaluated: training diverged ({run.out})")
@@ -143,6 +140,16 @@ def _run_plan(
     records = read_records(results)
     write_report(out, records)
     return records
+
+
+def _cached_data(
+    data_cfg: dict[str, Any], cache: dict[str, MultimodalDataset]
+) -> MultimodalDataset:
+    """The data set of a config's ``data`` section, loaded once per bench."""
+    key = dumps_json(data_cfg, sort_keys=True)
+    if key not in cache:
+        cache[key] = data_from_config({"data": data_cfg})
+    return cache[key]
 
 
 def _method_names(suite: Suite, methods: Iterable[str] | None) -> list[str]:
@@ -187,17 +194,19 @@ def _plan(
     plan = []
     for entry in entries:
         for method in method_names:
+            label_free = method != RAW and not method_class(method).uses_labels
             for seed in range(n_seeds):
                 cfg = resolve(
                     method,
                     entry.name,
-                    data_options=entry.options,
+                    data_options={**entry.options, **(entry.pretrain if label_free else {})},
                     config={"train": entry.train},  # the suite's settings; `sets` win
                     sets=sets,
                     overrides={"train": {"seed": seed, "target": entry.target, "progress": False}},
                 )
                 plan.append((entry, method, seed, cfg))
-        plan.insert(len(plan) - len(method_names) * n_seeds, (entry, RAW, 0, plan[-1][3]))
+        raw = {**plan[-1][3], "data": {"name": entry.name, **entry.options}}
+        plan.insert(len(plan) - len(method_names) * n_seeds, (entry, RAW, 0, raw))
     return plan
 
 

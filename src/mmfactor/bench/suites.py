@@ -14,8 +14,11 @@ from mmfactor.errors import InputError, unknown_name
 class BenchData:
     """One data set of a suite: its options, the supervising target (``None``: the data set's
     default), what is evaluated, the modalities dropped at test time (``None``: each), the
-    input-noise levels of the robustness curves (multiples of each feature's std), and
-    whether factors are probed against the data set's ground-truth latents."""
+    input-noise levels of the robustness curves (multiples of each feature's std), whether
+    factors are probed against the data set's ground-truth latents, and the data options a
+    label-free method pre-trains with instead (``pretrain``, over ``options``: Trifeatures'
+    biased pairs for synergy); probes always fit and score on the data set of ``options``,
+    and methods that use labels train on it too."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -25,6 +28,7 @@ class BenchData:
     train: dict[str, Any] = field(default_factory=dict)
     noise: tuple[float, ...] = ()
     latents: bool = False
+    pretrain: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -79,7 +79,9 @@ def from_arrays(
 
     Args:
         arrays: modality name -> array; 2-D arrays are vectors, 3-D sequences ``(N, T, D)``,
-            4-D images ``(N, C, H, W)`` unless ``kinds`` says otherwise.
+            4-D images ``(N, C, H, W)`` unless ``kinds`` says otherwise. Arrays are stored as
+            float32, except 8-bit images (``uint8``), kept as they are and given to methods
+            as float32 in ``[0, 1]``.
         y: the target, stored as ``"y"``; ``targets`` adds named ones.
         splits: ``{"train": idx, "valid": idx, "test": idx}``, or an array of split names per
             sample; by default a seeded (stratified for classes) 70/15/15 split.
@@ -104,7 +106,8 @@ def from_arrays(
                 f"modality {m!r}: cannot infer a kind from shape {a.shape}; "
                 "expected (N, D), (N, T, D) or (N, C, H, W)"
             )
-        a = a.astype(np.float32, copy=False)
+        if not (kind == "image" and a.dtype == np.uint8):  # 8-bit images stay (image_input)
+            a = a.astype(np.float32, copy=False)
         if not np.isfinite(a).all():
             raise InputError(f"modality {m!r}: contains NaN or infinite values")
         data[m] = a

@@ -88,6 +88,8 @@ class ArrayBatches(Dataset):
                 t_max = int(lengths.max())
                 x[m] = torch.as_tensor(np.ascontiguousarray(d.arrays[m][idx, :t_max]))
                 mask[m] = torch.as_tensor(np.arange(t_max)[None, :] < lengths[:, None])
+            elif spec.kind == "image":
+                x[m] = image_input(d.arrays[m][idx])
             else:
                 x[m] = torch.as_tensor(np.ascontiguousarray(d.arrays[m][idx]))
         present = {m: torch.as_tensor(d.present[m][idx]) for m in d.modalities}
@@ -103,6 +105,13 @@ class ArrayBatches(Dataset):
             None if labeled.all() else torch.as_tensor(labeled),
             torch.as_tensor(idx),
         )
+
+
+def image_input(values: np.ndarray) -> torch.Tensor:
+    """Images as a batch holds them: 8-bit images (uint8, as image data sets store them, a
+    quarter of float32's memory) become float32 in [0, 1]; other dtypes pass unchanged."""
+    t = torch.as_tensor(np.ascontiguousarray(values))
+    return t.to(torch.float32).div_(255) if t.dtype == torch.uint8 else t
 
 
 def zero_missing(

@@ -1,16 +1,29 @@
-"""Image encoder ``cnn``: a small convolutional network for ``(B, C, H, W)`` inputs.
+"""Image encoders for ``(B, C, H, W)`` inputs, trained from scratch.
 
-Meant for small images (MNIST-like, sensor maps) and tests; for natural images use precomputed
-features with the ``identity`` / ``linear`` encoders (FactorCL's IRFL experiment uses a frozen
-CLIP backbone, Liang et al., NeurIPS 2023).
+- ``cnn``: a small convolutional network, for small images (MNIST-like, sensor maps) and tests;
+- ``alexnet``: AlexNet (CoMM's Trifeatures encoder), :class:`AlexNetEncoder`;
+- ``resnet18``: ResNet-18, :class:`ResNet18Encoder`.
+
+The last two follow torchvision's layouts (written here: torchvision is not a dependency) and
+have a ``"small"`` stem for 32-64 px images. For natural images a frozen pretrained backbone
+is often better: precomputed features with the ``identity`` / ``linear`` encoders (FactorCL's
+IRFL experiment uses a frozen CLIP backbone, Liang et al., NeurIPS 2023).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from mmfactor.checks import check_bool, check_int, check_int_list, check_probability
+from mmfactor.checks import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_int_list,
+    check_probability,
+)
 from mmfactor.data.dataset import ModalitySpec
 from mmfactor.distributed import GlobalBatchNorm2d
 from mmfactor.encoders import Encoder, register_encoder
@@ -77,3 +90,232 @@ class CNNEncoder(Encoder):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.out(self.features(self._as_input(x)))
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(1, round(channels * width))
+
+
+def _check_image_options(
+    owner: str, stem: str, width: float, channels_last: bool
+) -> tuple[str, float, bool]:
+    s = check_choice(owner, "stem", stem, ("imagenet", "small"))
+    w = check_float(owner, "width", width, 0, None, min_open=True)
+    return s, w, check_bool(owner, "channels_last", channels_last)
+
+
+def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _to_channels_last(module: nn.Module) -> None:
+    # nn.Module.to takes memory_format at run time; its type stubs do not say so.
+    module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
+class _CeilMaxPool(nn.Module):
+    """``MaxPool2d(3, 2, ceil_mode=True)`` whose windows are clipped to the map, so a map one
+    pixel wide passes through (plain ``ceil_mode`` pooling needs at least 2 px). On maps of
+    2 px or more it is exactly ``MaxPool2d(3, 2, ceil_mode=True)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h < 2 or w < 2:  # pad with -inf: the max over a clipped window is unchanged
+            x = F.pad(x, (0, int(w < 2), 0, int(h < 2)), value=float("-inf"))
+        return F.max_pool2d(x, 3, 2, ceil_mode=True)
+
+
+@register_encoder("alexnet")
+class AlexNetEncoder(Encoder):
+    """AlexNet (Krizhevsky et al., NeurIPS 2012), the layout of torchvision's ``alexnet``; CoMM
+    (Dufumier et al., ICLR 2025) encodes Trifeatures images with an AlexNet-type network.
+
+    Features: ``Conv(C, 64, k11, s4, p2) -> ReLU -> Pool -> Conv(64, 192, k5, p2) -> ReLU ->
+    Pool -> Conv(192, 384, k3, p1) -> ReLU -> Conv(384, 256, k3, p1) -> ReLU ->
+    Conv(256, 256, k3, p1) -> ReLU -> Pool``, channel counts scaled by ``width``. ``Pool`` is
+    ``MaxPool2d(3, 2, ceil_mode=True)`` with windows clipped to the map (a 1-px map passes
+    through), so every image size works (the ImageNet stem turns images under 15 px into one
+    pixel, though). It equals torchvision's ``MaxPool2d(3, 2)`` on odd-sized maps, as at
+    224 px (55-27-13-6 px maps); on even-sized maps it keeps one more row and column.
+    Head with ``hidden > 0``: ``AdaptiveAvgPool(6, 6) -> Dropout -> Linear(256 * 36, hidden)
+    -> ReLU -> Dropout -> Linear(hidden, hidden) -> ReLU -> Linear(hidden, out_dim)``, as
+    torchvision's classifier; with ``hidden = 0``: global average pooling ``-> Dropout ->
+    Linear(256, out_dim)``.
+
+    The defaults (``stem="imagenet", width=1.0, hidden=4096, dropout=0.5``, 3 channels) are
+    torchvision's ``alexnet(num_classes=out_dim)``: the same layers and parameters (features:
+    2,469,696), the same outputs at 224 px (pooling aside, see above). PyTorch's default init,
+    as torchvision.
+    On CPU, ``stem="small", width=0.25, hidden=0`` suits 32-64 px images.
+
+    Shapes: ``(B, C, H, W)`` -> ``(B, out_dim)``; ``mask`` is ignored.
+
+    Args:
+        spec: an image modality, shape ``(C, H, W)``; any ``C``.
+        out_dim: output width.
+        stem: ``"imagenet"`` (first conv 11 x 11, stride 4, padding 2, as the paper) or
+            ``"small"`` (3 x 3, stride 1, padding 1: keeps the detail of small images).
+        width: multiplier of every conv's channel count (rounded, at least 1).
+        hidden: width of the two hidden classifier layers; 0 for a single ``Linear``.
+        dropout: dropout rate before each classifier ``Linear`` but the last.
+        channels_last: keep weights and inputs in channels-last memory format (same results;
+            faster on CPU in ``benchmarks/image_encoders.py``).
+
+    Example:
+        >>> enc = AlexNetEncoder(ModalitySpec("img", "image", (3, 32, 32)), 64,
+        ...                      stem="small", width=0.25, hidden=0)
+        >>> enc(torch.randn(4, 3, 32, 32)).shape
+        torch.Size([4, 64])
+    """
+
+    kinds = ("image",)
+
+    def __init__(
+        self,
+        spec: ModalitySpec,
+        out_dim: int,
+        *,
+        stem: str = "imagenet",
+        width: float = 1.0,
+        hidden: int = 4096,
+        dropout: float = 0.5,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__(spec, out_dim)
+        owner = "encoder 'alexnet'"
+        stem, w, self.channels_last = _check_image_options(owner, stem, width, channels_last)
+        h = check_int(owner, "hidden", hidden, minimum=0)
+        p = check_probability(owner, "dropout", dropout)
+        c1, c2, c3, c4, c5 = (_scaled(c, w) for c in (64, 192, 384, 256, 256))
+        first = (
+            nn.Conv2d(spec.shape[0], c1, 11, stride=4, padding=2)
+            if stem == "imagenet"
+            else nn.Conv2d(spec.shape[0], c1, 3, padding=1)
+        )
+        self.features = nn.Sequential(
+            first, nn.ReLU(inplace=True), _CeilMaxPool(),
+            nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True), _CeilMaxPool(),
+            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(inplace=True), _CeilMaxPool(),
+        )  # fmt: skip
+        if h:
+            self.pool = nn.AdaptiveAvgPool2d(6)
+            self.head = nn.Sequential(
+                nn.Flatten(), nn.Dropout(p), nn.Linear(c5 * 36, h), nn.ReLU(inplace=True),
+                nn.Dropout(p), nn.Linear(h, h), nn.ReLU(inplace=True), nn.Linear(h, self.out_dim),
+            )  # fmt: skip
+        else:
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.head = nn.Sequential(nn.Flatten(), nn.Dropout(p), nn.Linear(c5, self.out_dim))
+        if self.channels_last:
+            _to_channels_last(self)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = _memory_format(self._as_input(x), self.channels_last)
+        return self.head(self.pool(self.features(x)))
+
+
+def _conv_bn(c_in: int, c_out: int, k: int, stride: int) -> tuple[nn.Conv2d, GlobalBatchNorm2d]:
+    return nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), GlobalBatchNorm2d(c_out)
+
+
+class _BasicBlock(nn.Module):
+    """``relu(bn(conv3x3(relu(bn(conv3x3(x))))) + shortcut(x))``; the shortcut is a 1 x 1
+    conv + BN when the stride or width changes (torchvision's ``BasicBlock``)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = _conv_bn(c_in, c_out, 3, stride)
+        self.conv2, self.bn2 = _conv_bn(c_out, c_out, 3, 1)
+        self.downsample = (
+            nn.Sequential(*_conv_bn(c_in, c_out, 1, stride))
+            if stride != 1 or c_in != c_out
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        return F.relu(self.bn2(self.conv2(out)) + self.downsample(x), inplace=True)
+
+
+@register_encoder("resnet18")
+class ResNet18Encoder(Encoder):
+    """ResNet-18 (He et al., CVPR 2016), the layout of torchvision's ``resnet18``.
+
+    Stem ``"imagenet"``: ``Conv(C, 64, k7, s2, p3) -> BN -> ReLU -> MaxPool(3, 2, p1)``;
+    stem ``"small"`` (the usual CIFAR variant, for 32-64 px images): ``Conv(C, 64, k3, s1, p1)
+    -> BN -> ReLU``, no max pooling. Then 4 stages of 2 basic blocks (64, 128, 256, 512
+    channels, strides 1, 2, 2, 2; 1 x 1 conv + BN shortcuts where the shape changes), global
+    average pooling and ``Linear(512, out_dim)``; channel counts scaled by ``width``. Any image
+    size works. Batch norms are :class:`~mmfactor.distributed.GlobalBatchNorm2d` (statistics
+    over every process's rows under data parallelism). Init as torchvision: Kaiming normal
+    (fan out, ReLU) convs, BN weight 1 and bias 0, optionally the last BN of each block 0.
+
+    The defaults (``stem="imagenet", width=1.0, zero_init_residual=False``, 3 channels) are
+    torchvision's ``resnet18`` exactly, with ``num_classes=out_dim`` (11,176,512 parameters
+    before the output layer).
+
+    Shapes: ``(B, C, H, W)`` -> ``(B, out_dim)``; ``mask`` is ignored.
+
+    Args:
+        spec: an image modality, shape ``(C, H, W)``; any ``C``.
+        out_dim: output width.
+        stem: ``"imagenet"`` or ``"small"``, as above.
+        width: multiplier of every channel count (rounded, at least 1).
+        zero_init_residual: start each block's last BN at weight 0, so blocks start as
+            identities (Goyal et al., 2017).
+        channels_last: keep weights and inputs in channels-last memory format (same results;
+            faster on CPU in ``benchmarks/image_encoders.py``).
+
+    Example:
+        >>> enc = ResNet18Encoder(ModalitySpec("img", "image", (3, 32, 32)), 64,
+        ...                       stem="small", width=0.25)
+        >>> enc(torch.randn(4, 3, 32, 32)).shape
+        torch.Size([4, 64])
+    """
+
+    kinds = ("image",)
+
+    def __init__(
+        self,
+        spec: ModalitySpec,
+        out_dim: int,
+        *,
+        stem: str = "imagenet",
+        width: float = 1.0,
+        zero_init_residual: bool = False,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__(spec, out_dim)
+        owner = "encoder 'resnet18'"
+        stem, w, self.channels_last = _check_image_options(owner, stem, width, channels_last)
+        zero_init = check_bool(owner, "zero_init_residual", zero_init_residual)
+        widths = [_scaled(c, w) for c in (64, 128, 256, 512)]
+        k, stride = (7, 2) if stem == "imagenet" else (3, 1)
+        layers: list[nn.Module] = [*_conv_bn(spec.shape[0], widths[0], k, stride), nn.ReLU()]
+        if stem == "imagenet":
+            layers.append(nn.MaxPool2d(3, 2, padding=1))
+        c_in = widths[0]
+        for i, c in enumerate(widths):
+            layers += [_BasicBlock(c_in, c, 1 if i == 0 else 2), _BasicBlock(c, c, 1)]
+            c_in = c
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.out = nn.Linear(c_in, self.out_dim)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init:
+            for m in self.modules():
+                if isinstance(m, _BasicBlock):
+                    nn.init.zeros_(m.bn2.weight)
+        if self.channels_last:
+            _to_channels_last(self)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = _memory_format(self._as_input(x), self.channels_last)
+        return self.out(self.features(x))

@@ -46,8 +46,16 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(np.dot(a, b) / denom, -1.0, 1.0))
 
 
+def _balanced_accuracy(t: np.ndarray, p: np.ndarray) -> float:
+    _, cls = np.unique(t, return_inverse=True)
+    recall = np.bincount(cls, weights=t == p) / np.bincount(cls)
+    return float(recall.mean())
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Accuracy and F1 (macro and support-weighted) of predicted class labels.
+    """Accuracy, balanced accuracy (the mean of the per-class recalls, over the classes in
+    ``y_true``: 0.5 for a constant guess on two classes, whatever their balance) and F1
+    (macro and support-weighted) of predicted class labels.
 
     Args:
         y_true: ``(N,)`` integer class labels.
@@ -59,6 +67,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
     t, p = _pair(y_true, y_pred, dtype=np.int64)
     return {
         "accuracy": float(np.mean(t == p)),
+        "balanced_accuracy": _balanced_accuracy(t, p),
         "f1_macro": float(f1_score(t, p, average="macro", zero_division=0)),
         "f1_weighted": float(f1_score(t, p, average="weighted", zero_division=0)),
     }

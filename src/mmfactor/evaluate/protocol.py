@@ -415,6 +415,8 @@ def with_test_noise(data: MultimodalDataset, level: float, seed: int = 0) -> Mul
     arrays = {}
     for m, values in data.arrays.items():
         x = np.array(values, dtype=np.float32)
+        if data.modalities[m].kind == "image" and values.dtype == np.uint8:
+            x /= 255  # as a batch holds them (data.batching.image_input)
         std = x[train].reshape(-1, *x.shape[-1:]).std(0) if x.ndim == 3 else x[train].std(0)
         noise = rng.standard_normal((len(test), *x.shape[1:])).astype(np.float32) * std * level
         if m in data.lengths:  # sequences: no noise on padding steps
