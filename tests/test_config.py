@@ -79,6 +79,7 @@ FAMILIES = {
     "mmsa": "sequence",
     "arrays": "arrays",
     "linear": "linear",
+    "trifeatures": "image",
 }
 
 

@@ -72,6 +72,11 @@ def _call(name: str, kwargs: dict[str, Any]) -> str:
 
     if name == "pickle":
         return type(load_pickle(**kwargs)).__name__
+    if name == "audio":
+        from mmfactor.data.audio import read_audio
+
+        signal, rate = read_audio(**kwargs)
+        return f"{len(signal)} samples at {rate} Hz"
     data = mf.datasets.load(name, **kwargs)
     data.summary()
     train = data.indices("train")[:8]
@@ -95,8 +100,11 @@ def _serve() -> None:
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a loader prints goes to the log, not into the answers
     warnings.simplefilter("ignore")
+    import soundfile  # noqa: F401  (libsndfile loads before the cap)
+
     import mmfactor as mf  # noqa: F401  (everything a job needs is imported before the cap)
     import mmfactor.data.array_files
+    import mmfactor.data.audio
     import mmfactor.data.batching
     import mmfactor.data.mmsa
     import mmfactor.data.multibench  # noqa: F401
@@ -186,8 +194,9 @@ class Sandbox:
         return f"the loader process died ({what}); its stderr ends:\n{tail}"
 
     def run(self, name: str, **kwargs: Any) -> Outcome:
-        """Run ``mf.datasets.load(name, **kwargs)`` (or ``load_pickle`` for ``pickle``) and
-        use the result: its summary and one batch of the train split."""
+        """Run ``mf.datasets.load(name, **kwargs)`` (``load_pickle`` for ``pickle``,
+        ``read_audio`` for ``audio``) and use the result: its summary and one batch of the
+        train split."""
         if self.proc is None or self.proc.poll() is not None:
             self._start()
         assert self.proc is not None and self.proc.stdin is not None

@@ -27,6 +27,7 @@ import numpy as np
 
 from mmfactor import __version__
 from mmfactor.bench.plots import method_style, outside_legend, plot_mix
+from mmfactor.diagnostics.dependence import standardise
 from mmfactor.evaluate.metrics import mean_std
 from mmfactor.evaluate.protocol import (
     PRIMARY_METRIC,
@@ -88,8 +89,7 @@ def save_embeddings(
     blocks = {k: v for k, v in test_blocks.items() if k != "all"}
     arrays: dict[str, np.ndarray] = {}
     for name, values in blocks.items():
-        x = np.asarray(values, dtype=np.float64)
-        x = (x - x.mean(0)) / (x.std(0) + 1e-8)
+        x = standardise(values)
         if x.shape[1] >= 2:
             arrays[f"block:{name}"] = PCA(2, random_state=0).fit_transform(x).astype(np.float32)
     if target is not None and target in data.targets:

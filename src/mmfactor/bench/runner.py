@@ -113,7 +113,7 @@ def _run_plan(
         if (entry.label, entry.target, method, seed) in done:
             log(f"{tag}: done, skipped")
             continue
-        data = _cached_data({"name": entry.name, **entry.options}, data_cache)
+        data = _cached_data(probe_data_config(entry, cfg["data"]), data_cache)
         train_data = _cached_data(cfg["data"], data_cache)  # entry.pretrain's, label-free
         if method != RAW and (reason := method_class(method).unsupported(data.modalities)):
             log(f"{tag}: skipped, {reason}")
@@ -140,6 +140,14 @@ def _run_plan(
     records = read_records(results)
     write_report(out, records)
     return records
+
+
+def probe_data_config(entry: BenchData, data_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The data section that probes fit and score on: a run's ``data_cfg`` (the suite's
+    options and the bench's ``sets``) with the entry's pre-training options
+    (``entry.pretrain``, e.g. biased pairs) put back to the entry's own."""
+    probe_cfg = {k: v for k, v in data_cfg.items() if k not in entry.pretrain}
+    return probe_cfg | {k: entry.options[k] for k in entry.pretrain if k in entry.options}
 
 
 def _cached_data(
@@ -205,7 +213,7 @@ def _plan(
                     overrides={"train": {"seed": seed, "target": entry.target, "progress": False}},
                 )
                 plan.append((entry, method, seed, cfg))
-        raw = {**plan[-1][3], "data": {"name": entry.name, **entry.options}}
+        raw = {**plan[-1][3], "data": probe_data_config(entry, plan[-1][3]["data"])}
         plan.insert(len(plan) - len(method_names) * n_seeds, (entry, RAW, 0, raw))
     return plan
 

@@ -70,6 +70,24 @@ class Suite:
 MIX_TARGETS = ("mix@0", "mix@0.25", "mix@0.5", "mix@0.75", "mix@1.0")
 #: Input-noise levels of the robustness curves (multiples of each feature's train std).
 NOISE_LEVELS = (0.5, 1.0, 2.0)
+#: Trifeatures at the CPU size (the paper's: ``size=224``), and the targets of its R / U / S
+#: table (``colour:x<m>`` are there for diagnostics, not in the published table).
+TRIFEATURES: dict[str, Any] = {"size": 32, "n": 10_000}
+TRIFEATURES_TARGETS = ("shared", "unique:x1", "unique:x2", "synergy")
+#: The methods of the published Trifeatures table (clip is Cross) and the other image-capable
+#: methods with a factor split; cca and dcca (correlation of pixels) are left out.
+FRONTIER_METHODS = (
+    "clip",
+    "cross-self",
+    "factorcl-ssl",
+    "factorcl-sup",
+    "supervised",
+    "supcon",
+    "mfm",
+    "mird",
+    "mucmm",
+    "misa",
+)
 
 SUITES: dict[str, Suite] = {
     "quick": Suite(
@@ -143,6 +161,36 @@ SUITES: dict[str, Suite] = {
         seeds=3,
         methods=("clip", "cross-self", "supcon", "factorcl-ssl", "factorcl-sup"),
         description="accuracy on synthetic mix@r for r = 0 ... 1 (unique share), with a plot",
+    ),
+    # Bimodal Trifeatures (CoMM, Dufumier et al., ICLR 2025): redundancy (the shared shape),
+    # uniqueness (each image's texture) and synergy (colour of x1 with texture of x2), each a
+    # linear probe's balanced accuracy on frozen factors of unbiased pairs. Label-free methods
+    # pre-train once on unbiased pairs (probed on the first three targets) and once on biased
+    # pairs (probed on synergy); methods that use labels train one model per target.
+    "frontier": Suite(
+        "frontier",
+        (
+            *(
+                BenchData(
+                    "trifeatures",
+                    TRIFEATURES,
+                    target=t,
+                    eval_targets=TRIFEATURES_TARGETS if t == "shared" else (t,),
+                )
+                for t in ("shared", "unique:x1", "unique:x2")
+            ),
+            BenchData(
+                "trifeatures",
+                TRIFEATURES,
+                target="synergy",
+                eval_targets=("synergy",),
+                pretrain={"biased": True},
+            ),
+        ),
+        seeds=1,
+        methods=FRONTIER_METHODS,
+        description="bimodal Trifeatures at 32 px: redundancy, uniqueness and synergy (R / U / "
+        "S table beside the published rows)",
     ),
     # Sentiment / humour / sarcasm files (MultiBench or MMSA pickles, arrays files) given with
     # --data: every method on the data set's default target (MOSI/MOSEI: `sentiment`,

@@ -22,7 +22,17 @@ from mmfactor.errors import InputError
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # Read errors of a truncated or corrupt file, from h5py, zipfile, zlib and np.load.
-READ_ERRORS = (OSError, zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError)
+# zipfile raises NotImplementedError for a zip version or compression method it lacks (one
+# flipped bit in a header makes either).
+READ_ERRORS = (
+    OSError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    ValueError,
+    KeyError,
+    NotImplementedError,
+)
 
 
 def one_line(exc: BaseException) -> str:
@@ -164,7 +174,7 @@ class _NpzSource:
                     path, None, None, "not an .npz archive (pickled data is refused)"
                 ) from None
             raise file_error(path, None, None, self._corrupt(exc)) from None
-        except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        except (OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
             raise file_error(path, None, None, self._corrupt(exc)) from None
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise file_error(

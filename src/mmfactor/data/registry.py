@@ -42,6 +42,7 @@ _LOADERS: dict[str, _Entry] = {
     "mmsa": _Entry("mmfactor.data.mmsa", "load_mmsa", "sequence"),
     "arrays": _Entry("mmfactor.data.array_files", "load_arrays"),
     "linear": _Entry("mmfactor.data.linear", "load_linear"),
+    "trifeatures": _Entry("mmfactor.data.trifeatures", "load", "image"),
 }
 
 

@@ -199,7 +199,15 @@ def _load(file: Any, source: str) -> Any:
         ) from None
     except RecursionError:
         raise InputError(f"{source}: not a readable pickle: nested too deeply") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        LookupError,  # SETITEM(S) of a corrupt stream applied to an array or a dict
+        ArithmeticError,
+    ) as exc:
         raise InputError(
             f"{source}: not a readable pickle (truncated or corrupt?): {' '.join(str(exc).split())}"
         ) from None

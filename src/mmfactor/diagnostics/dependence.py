@@ -37,7 +37,9 @@ import numpy as np
 from mmfactor.errors import InputError
 
 
-def _standardise(x: np.ndarray) -> np.ndarray:
+def standardise(x: np.ndarray) -> np.ndarray:
+    """Columns of ``x`` (``(n,)`` or ``(n, d)``) centred and scaled to unit variance, float64
+    ``(n, d)`` (a constant column stays 0)."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
@@ -50,7 +52,7 @@ def top_canonical_correlation(
     """The top canonical correlation between ``a`` ``(n, p)`` and ``b`` ``(n, q)``:
     directions from the training rows, correlation on the held-out rows (0 with
     ``held_out=0``: in-sample)."""
-    a, b = _standardise(a), _standardise(b)
+    a, b = standardise(a), standardise(b)
     n = len(a)
     order = np.random.default_rng(seed).permutation(n)
     n_test = int(round(held_out * n))
@@ -71,7 +73,7 @@ def top_canonical_correlation(
 def hsic(a: np.ndarray, b: np.ndarray, max_rows: int = 1000, seed: int = 0) -> float:
     """Normalised HSIC (kernel alignment of centred Gaussian Gram matrices, median-heuristic
     bandwidths), in [0, 1]."""
-    a, b = _standardise(a), _standardise(b)
+    a, b = standardise(a), standardise(b)
     if len(a) > max_rows:
         rows = np.random.default_rng(seed).choice(len(a), max_rows, replace=False)
         a, b = a[rows], b[rows]
@@ -114,7 +116,7 @@ def factor_dependence(
     blocks = factors.blocks() if hasattr(factors, "blocks") else dict(factors)
     if not isinstance(blocks, Mapping):
         raise InputError("factor_dependence needs Factors or a mapping of named arrays")
-    blocks = {k: _standardise(np.asarray(v)) for k, v in blocks.items() if k != "all"}
+    blocks = {k: standardise(np.asarray(v)) for k, v in blocks.items() if k != "all"}
     if len(blocks) < 2:
         raise InputError(f"factor_dependence needs at least two factor blocks, got {list(blocks)}")
     sizes = {len(v) for v in blocks.values()}

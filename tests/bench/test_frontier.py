@@ -1,0 +1,58 @@
+"""The ``frontier`` suite on Trifeatures: label-free methods pre-train once on unbiased and
+once on biased pairs, methods that use labels once per target, every probe on unbiased
+pairs; the report's R / U / S table."""
+
+from mmfactor.bench import get_suite, read_records, run_bench
+from mmfactor.bench.runner import probe_data_config
+from mmfactor.bench.suites import TRIFEATURES_TARGETS, BenchData
+
+
+def test_probe_data_drops_the_pre_training_options_and_keeps_the_sets() -> None:
+    entry = BenchData("trifeatures", {"size": 32}, pretrain={"biased": True})
+    trained_on = {"name": "trifeatures", "size": 16, "n": 100, "biased": True}
+    assert probe_data_config(entry, trained_on) == {"name": "trifeatures", "size": 16, "n": 100}
+    entry = BenchData("trifeatures", {"biased": False}, pretrain={"biased": True})
+    assert probe_data_config(entry, trained_on)["biased"] is False
+
+
+def test_frontier_suite_pretrains_label_free_methods_twice_and_tabulates_r_u_s(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MMFACTOR_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "frontier"
+    logs: list[str] = []
+    sets = ["data.size=16", "data.n=120", "data.per_combination=1", "train.max_epochs=1"]
+    sets += ["method.embed_dim=8", "method.encoder_options.alexnet.width=0.05"]
+    run_bench(
+        get_suite("frontier"), out, methods=["clip", "supervised"], sets=sets, log=logs.append
+    )
+    runs = out / "runs"
+    trained = sorted(str(p.relative_to(runs)) for p in runs.glob("*/*/seed0"))
+    # clip: one model on unbiased pairs (reused for both textures), one on biased pairs.
+    assert [t for t in trained if "/clip/" in t] == [
+        "trifeatures-shared/clip/seed0",
+        "trifeatures-synergy/clip/seed0",
+    ]
+    assert sum("/supervised/" in t for t in trained) == 4  # one per target
+    biased = (runs / "trifeatures-synergy/clip/seed0/config.yaml").read_text()
+    assert "biased: true" in biased
+    assert "biased: true" not in (runs / "trifeatures-shared/clip/seed0/config.yaml").read_text()
+
+    records = read_records(out / "results.jsonl")
+    scored = {
+        (r["method"], r["target"])
+        for r in records
+        if r.get("metric") == "balanced_accuracy" and r.get("factors") == "all"
+    }
+    for method in ("clip", "supervised", "raw"):
+        assert {(method, t) for t in TRIFEATURES_TARGETS} <= scored
+    # Probes fit and score on unbiased pairs: a biased test split would have no negatives.
+    synergy = [
+        r["value"]
+        for r in records
+        if r.get("target") == "synergy" and r.get("metric") == "balanced_accuracy"
+    ]
+    assert synergy and all(0.0 <= v <= 1.0 for v in synergy)
+    markdown = (out / "results.md").read_text()
+    assert "| InfMasking (published) |" in markdown
+    assert "| Cross (published, ours: clip) |" in markdown
