@@ -109,3 +109,23 @@ def test_shared_encodings_give_the_same_records_with_one_encoding_per_split():
     assert noise0 == clean  # exact: level 0 scores the same probe on the same clean encoding
     with pytest.raises(InputError, match="another model"):
         mf.evaluate(RawFeatures(), data, encodings=Encodings(Counting(), data))
+
+
+def test_raw_reference_projects_images_on_their_principal_components():
+    """Images wider than image_components: the coordinates on the train split's principal
+    components, the same as scikit-learn's PCA up to each component's sign."""
+    from sklearn.decomposition import PCA
+
+    data = mf.datasets.load("trifeatures", size=16, n=200, per_combination=1, cache=False)
+    raw = RawFeatures(image_components=6).fit(data)
+    assert set(raw.components) == {"x1", "x2"}
+    pixels = data.arrays["x1"][data.indices("train")].reshape(-1, 768) / 255
+    expected = PCA(6, svd_solver="full").fit(pixels).transform(pixels)
+    batch = next(iter(mf.data.batching.make_loader(data, data.indices("train"), 10_000)))
+    got = raw.encode(batch).specific["x1"].double().numpy()
+    signs = np.sign((got * expected).sum(0))
+    np.testing.assert_allclose(got * signs, expected, atol=1e-3)
+    # Not fitted, or vectors: flattened as before.
+    assert RawFeatures().encode(batch).specific["x1"].shape == (len(got), 768)
+    with pytest.raises(InputError, match="image_components"):
+        RawFeatures(image_components=-1)

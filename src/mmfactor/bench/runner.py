@@ -231,7 +231,7 @@ def _model(
     trained into ``run_dir``, or, for a method that ignores labels, the model already
     trained on the same config under another target (``label_free`` keeps them)."""
     if method == RAW:
-        return RawFeatures(), None
+        return RawFeatures().fit(data), None
     # A method that ignores labels learns the same model whatever the target.
     uses_labels = method_class(method).uses_labels
     key = dumps_json({**cfg, "train": {**cfg["train"], "target": None}}, sort_keys=True)
