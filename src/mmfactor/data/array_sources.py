@@ -174,7 +174,7 @@ class _NpzSource:
                     path, None, None, "not an .npz archive (pickled data is refused)"
                 ) from None
             raise file_error(path, None, None, self._corrupt(exc)) from None
-        except (OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        except READ_ERRORS as exc:  # a ValueError is taken above
             raise file_error(path, None, None, self._corrupt(exc)) from None
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise file_error(

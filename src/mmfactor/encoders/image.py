@@ -104,13 +104,22 @@ def _check_image_options(
     return s, w, check_bool(owner, "channels_last", channels_last)
 
 
-def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+class _ConvNetEncoder(Encoder):
+    """What the torchvision layouts share: image inputs, and weights and inputs kept in
+    channels-last memory format when ``channels_last`` (same results)."""
 
+    kinds = ("image",)
+    channels_last: bool
 
-def _to_channels_last(module: nn.Module) -> None:
-    # nn.Module.to takes memory_format at run time; its type stubs do not say so.
-    module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    def _use_memory_format(self) -> None:
+        """Call at the end of ``__init__``: weights to channels-last if asked."""
+        if self.channels_last:
+            # nn.Module.to takes memory_format at run time; its type stubs do not say so.
+            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._as_input(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
 class _CeilMaxPool(nn.Module):
@@ -126,7 +135,7 @@ class _CeilMaxPool(nn.Module):
 
 
 @register_encoder("alexnet")
-class AlexNetEncoder(Encoder):
+class AlexNetEncoder(_ConvNetEncoder):
     """AlexNet (Krizhevsky et al., NeurIPS 2012), the layout of torchvision's ``alexnet``; CoMM
     (Dufumier et al., ICLR 2025) encodes Trifeatures images with an AlexNet-type network.
 
@@ -168,8 +177,6 @@ class AlexNetEncoder(Encoder):
         torch.Size([4, 64])
     """
 
-    kinds = ("image",)
-
     def __init__(
         self,
         spec: ModalitySpec,
@@ -208,11 +215,10 @@ class AlexNetEncoder(Encoder):
         else:
             self.pool = nn.AdaptiveAvgPool2d(1)
             self.head = nn.Sequential(nn.Flatten(), nn.Dropout(p), nn.Linear(c5, self.out_dim))
-        if self.channels_last:
-            _to_channels_last(self)
+        self._use_memory_format()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = _memory_format(self._as_input(x), self.channels_last)
+        x = self._input(x)
         return self.head(self.pool(self.features(x)))
 
 
@@ -240,7 +246,7 @@ class _BasicBlock(nn.Module):
 
 
 @register_encoder("resnet18")
-class ResNet18Encoder(Encoder):
+class ResNet18Encoder(_ConvNetEncoder):
     """ResNet-18 (He et al., CVPR 2016), the layout of torchvision's ``resnet18``.
 
     Stem ``"imagenet"``: ``Conv(C, 64, k7, s2, p3) -> BN -> ReLU -> MaxPool(3, 2, p1)``;
@@ -274,8 +280,6 @@ class ResNet18Encoder(Encoder):
         >>> enc(torch.randn(4, 3, 32, 32)).shape
         torch.Size([4, 64])
     """
-
-    kinds = ("image",)
 
     def __init__(
         self,
@@ -313,9 +317,8 @@ class ResNet18Encoder(Encoder):
             for m in self.modules():
                 if isinstance(m, _BasicBlock):
                     nn.init.zeros_(m.bn2.weight)
-        if self.channels_last:
-            _to_channels_last(self)
+        self._use_memory_format()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = _memory_format(self._as_input(x), self.channels_last)
+        x = self._input(x)
         return self.out(self.features(x))

@@ -6,10 +6,11 @@ flattened) and return plain Python floats, so results can go straight into JSON 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from mmfactor.errors import InputError
 
@@ -46,12 +47,6 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(np.dot(a, b) / denom, -1.0, 1.0))
 
 
-def _balanced_accuracy(t: np.ndarray, p: np.ndarray) -> float:
-    _, cls = np.unique(t, return_inverse=True)
-    recall = np.bincount(cls, weights=t == p) / np.bincount(cls)
-    return float(recall.mean())
-
-
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Accuracy, balanced accuracy (the mean of the per-class recalls, over the classes in
     ``y_true``: 0.5 for a constant guess on two classes, whatever their balance) and F1
@@ -65,9 +60,12 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
     as F1 = 0 (``zero_division=0``) instead of emitting a warning.
     """
     t, p = _pair(y_true, y_pred, dtype=np.int64)
+    with warnings.catch_warnings():  # scikit-learn warns of predicted classes not in y_true
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = float(balanced_accuracy_score(t, p))
     return {
         "accuracy": float(np.mean(t == p)),
-        "balanced_accuracy": _balanced_accuracy(t, p),
+        "balanced_accuracy": balanced,
         "f1_macro": float(f1_score(t, p, average="macro", zero_division=0)),
         "f1_weighted": float(f1_score(t, p, average="weighted", zero_division=0)),
     }

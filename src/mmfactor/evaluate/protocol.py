@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from mmfactor import __version__
-from mmfactor.data.batching import Batch, make_loader
+from mmfactor.data.batching import Batch, image_input, make_loader
 from mmfactor.data.dataset import MultimodalDataset
 from mmfactor.errors import InputError
 from mmfactor.evaluate.probes import (
@@ -414,9 +414,9 @@ def with_test_noise(data: MultimodalDataset, level: float, seed: int = 0) -> Mul
     test, train = data.indices("test"), data.indices("train")
     arrays = {}
     for m, values in data.arrays.items():
-        x = np.array(values, dtype=np.float32)
-        if data.modalities[m].kind == "image" and values.dtype == np.uint8:
-            x /= 255  # as a batch holds them (data.batching.image_input)
+        # Images as a batch holds them (8-bit ones in [0, 1]), so the noise has their scale.
+        image = data.modalities[m].kind == "image"
+        x = np.array(image_input(values) if image else values, dtype=np.float32)
         std = x[train].reshape(-1, *x.shape[-1:]).std(0) if x.ndim == 3 else x[train].std(0)
         noise = rng.standard_normal((len(test), *x.shape[1:])).astype(np.float32) * std * level
         if m in data.lengths:  # sequences: no noise on padding steps
