@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from mmfactor.errors import InputError
-from mmfactor.evaluate.probes import PROTOCOLS, fit_probe, score_probe
+from mmfactor.evaluate.probes import PROTOCOLS, fit_probe, fit_probes, score_probe
 
 
 def blobs(n: int, d: int, k: int, rng: np.random.Generator, sep: float = 6.0):
@@ -268,3 +268,28 @@ def test_ridge_probes_equal_one_fit_probe_per_column() -> None:
     assert len({p.selected["alpha"] for p in probes}) > 1  # chosen per column
     with pytest.raises(InputError, match="widths"):
         ridge_probes((X, Y), (Xv, Yv[:, :2]))
+
+
+def test_probes_fitted_side_by_side_equal_probes_fitted_one_by_one(monkeypatch) -> None:
+    """fit_probes in 2 worker processes: each probe is the one fit_probe gives here alone,
+    under its key (exact: the same deterministic fit on the same arrays, one BLAS thread)."""
+    from mmfactor.evaluate import probes
+
+    monkeypatch.setattr(probes, "PARALLEL_FROM", 0)  # these small problems go to workers too
+    rng = np.random.default_rng(3)
+    X, y = realistic(900, 120, 10, 0.3, rng)  # 1200 coefficients: newton-cg
+    Xb, yb = blobs(900, 20, 3, rng)
+    jobs = {
+        "ten": ("linear-probe", "classification", (X[:600], y[:600]), (X[600:], y[600:]), 0),
+        "three": ("linear-probe", "classification", (Xb[:600], yb[:600]), (Xb[600:], yb[600:]), 0),
+        "mlp": ("mlp-probe", "classification", (Xb[:600], yb[:600]), (Xb[600:], yb[600:]), 1),
+    }
+    together = fit_probes(jobs, workers=2)
+    assert list(together) == list(jobs)
+    for key, job in jobs.items():
+        alone = fit_probe(*job)
+        assert together[key].selected == alone.selected
+        assert together[key].grid_scores == alone.grid_scores
+        np.testing.assert_array_equal(
+            together[key].predict_scores(job[3][0]), alone.predict_scores(job[3][0])
+        )

@@ -129,3 +129,24 @@ def test_raw_reference_projects_images_on_their_principal_components():
     assert RawFeatures().encode(batch).specific["x1"].shape == (len(got), 768)
     with pytest.raises(InputError, match="image_components"):
         RawFeatures(image_components=-1)
+
+
+def test_a_block_equal_to_another_is_probed_once():
+    """A one-block model's ``all`` is its ``shared``: one probe serves both, and the
+    records of the two blocks are equal."""
+    from mmfactor.evaluate import Encodings
+
+    data = mf.datasets.load("synthetic", n=600)
+    model = mf.methods.build("cca", data.modalities, embed_dim=4)
+    mf.fit(model, data, progress=False)
+    encoded = Encodings(model, data)
+    assert set(encoded.blocks("train")) == {"shared", "all"}
+    assert encoded.probe("linear-probe", "shared", "all", 0) is encoded.probe(
+        "linear-probe", "shared", "shared", 0
+    )
+    records = mf.evaluate(model, data, targets=["shared"], encodings=encoded)
+    by_block = {
+        b: {r["metric"]: r["value"] for r in records if r["factors"] == b}
+        for b in ("shared", "all")
+    }
+    assert by_block["shared"] == by_block["all"]

@@ -23,13 +23,18 @@ LINEAR_C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2)
 #: Iteration budgets tried in turn for one ``C``; each fit stops at ``LINEAR_TOL`` first.
 LINEAR_MAX_ITER = (1_000, 10_000)
 #: For more than two classes, scikit-learn's Newton-Cholesky solver fits problems with at
-#: most this many coefficients (features x classes); lbfgs the larger ones. Both minimise the
+#: most this many coefficients (features x classes); newton-cg (truncated Newton: conjugate
+#: gradients on Hessian-vector products, no Hessian formed) the larger ones. All minimise the
 #: same strictly convex objective. Newton's Hessian costs O(n p^2) per iteration but it
 #: converges in ~10 iterations where lbfgs, on the ill-conditioned features of learned
 #: factors at weak regularisation, needs thousands: on factorcl-sup's factors of synthetic
 #: (2800 x 192-640, two classes, the whole C grid) 7.6 s against 44 s for 20 probes, test
 #: accuracies within 0.01 (Newton's solutions are the more converged ones). Two classes now
 #: go to :mod:`mmfactor.evaluate.logistic` (benchmarks/probe_speed.py: 2.6-4x faster again).
+#: Above the limit, newton-cg took 15 s where lbfgs took 22 s on clip's factors of
+#: Trifeatures (10000 x 256, 10 classes, the whole grid; benchmarks/probe_multiclass.py),
+#: with 4-10 Newton steps per C, where lbfgs needs up to 1500 iterations and, past its first
+#: budget of 1000, a second fit.
 NEWTON_MAX_COEF = 1024
 #: Multinomial solvers' tolerance on the (projected) gradient of the *mean* log-loss
 #: (scikit-learn scales the objective by 1 / (C n)), the scikit-learn default. The two-class
@@ -91,15 +96,20 @@ def _fit_converged(model: LogisticRegression, X: np.ndarray, y: np.ndarray) -> b
     """Fit ``model`` with growing iteration budgets; False if it never converges.
 
     The ConvergenceWarning is raised as an error so an unconverged fit is never kept (the
-    warm-start coefficients of the model stay those of its last converged fit).
+    warm-start coefficients of the model stay those of its last converged fit). So is
+    newton-cg's "Line Search failed", after which scikit-learn stops without that warning
+    and without having met its tolerance; the Wolfe search's own warnings, on a first try
+    that its fallback search then completes, are not shown.
     """
     for max_iter in LINEAR_MAX_ITER:
         model.set_params(max_iter=max_iter)
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
+            warnings.filterwarnings("error", "Line Search failed", UserWarning)
+            warnings.filterwarnings("ignore", "The line search algorithm", RuntimeWarning)
             try:
                 model.fit(X, y)
-            except ConvergenceWarning:
+            except UserWarning:  # ConvergenceWarning or a failed line search
                 continue
         return True
     return False
@@ -133,7 +143,7 @@ def _linear_classifier(Z: np.ndarray, y: np.ndarray, Zv: np.ndarray, yv: np.ndar
         grid: dict[float | int, float] = {f.C: float("nan") for f in fits if not f.converged}
         return _select_C([f for f in fits if f.converged], Zv, yv, grid)
     n_coef = Z.shape[1] * n_classes
-    solver = "newton-cholesky" if n_coef <= NEWTON_MAX_COEF else "lbfgs"
+    solver = "newton-cholesky" if n_coef <= NEWTON_MAX_COEF else "newton-cg"
     model = LogisticRegression(tol=LINEAR_TOL, warm_start=True, solver=solver)
     fits, grid_scores = [], {}
     for C in LINEAR_C_GRID:

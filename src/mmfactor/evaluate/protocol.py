@@ -22,7 +22,9 @@ from mmfactor.data.dataset import MultimodalDataset
 from mmfactor.errors import InputError
 from mmfactor.evaluate.probes import (
     PROTOCOLS,
+    ProbeJob,
     fit_probe,
+    fit_probes,
     prediction_metrics,
     ridge_probes,
     score_probe,
@@ -108,6 +110,7 @@ class Encodings:
         self.model, self.data, self.batch_size = model, data, batch_size
         self._blocks: dict[str, dict[str, np.ndarray]] = {}
         self._probes: dict[tuple[str, str, str, int], Any] = {}
+        self._same: dict[str, str] = {}  # block -> first block with the same features
 
     def blocks(self, split: str) -> dict[str, np.ndarray]:
         """Factor blocks of one split of the clean data set."""
@@ -117,18 +120,37 @@ class Encodings:
 
     def probe(self, protocol: str, target: str, block: str, seed: int) -> Any:
         """The probe of ``target`` on ``block``, fitted on train, chosen on valid."""
-        key = (protocol, target, block, seed)
-        if key not in self._probes:
+        self.fit_probes(protocol, [target], [block], seed)
+        return self._probes[self._key(protocol, target, block, seed)]
+
+    def fit_probes(
+        self, protocol: str, targets: Sequence[str], blocks: Sequence[str], seed: int
+    ) -> None:
+        """Fit the probes of ``targets`` x ``blocks`` not fitted yet, side by side on the
+        threads that torch is given (:func:`~mmfactor.evaluate.probes.fit_probes`)."""
+        jobs: dict[tuple[str, str, str, int], ProbeJob] = {}
+        for target in targets:
             tgt = self.data.target(target)
             y_train, y_valid = (tgt.values[self.data.indices(s)] for s in ("train", "valid"))
-            self._probes[key] = fit_probe(
-                protocol,
-                tgt.kind,
-                (self.blocks("train")[block], y_train),
-                (self.blocks("valid")[block], y_valid),
-                seed=seed,
+            for block in blocks:
+                key = self._key(protocol, target, block, seed)
+                if key not in self._probes:
+                    train = (self.blocks("train")[key[2]], y_train)
+                    valid = (self.blocks("valid")[key[2]], y_valid)
+                    jobs[key] = (protocol, tgt.kind, train, valid, seed)
+        self._probes.update(fit_probes(jobs, workers=torch.get_num_threads()))
+
+    def _key(self, protocol: str, target: str, block: str, seed: int) -> tuple[str, str, str, int]:
+        """A probe's key, naming the first block with the same train and valid features as
+        ``block`` (``all`` of a one-block model is its ``shared``): probed once."""
+        if block not in self._same:
+            train, valid = self.blocks("train"), self.blocks("valid")
+            self._same[block] = next(
+                b
+                for b in train
+                if np.array_equal(train[b], train[block]) and np.array_equal(valid[b], valid[block])
             )
-        return self._probes[key]
+        return protocol, target, self._same[block], seed
 
     def check(self, model: Representation, data: MultimodalDataset) -> Encodings:
         if model is not self.model or data is not self.data:
@@ -212,6 +234,7 @@ def evaluate(
     )
 
     records: list[dict[str, Any]] = []
+    encoded.fit_probes(protocol, target_names, blocks, seed)
     for t in target_names:
         tgt = data.targets[t]
         y_test = tgt.values[data.indices("test")]
