@@ -83,3 +83,16 @@ def test_correlation_matrix_matches_numpy() -> None:
     expected = np.corrcoef(a.T, b.T)[:3, 3:]
     ours = correlation_matrix(torch.tensor(a), torch.tensor(b), eps=0.0).numpy()
     np.testing.assert_allclose(ours, expected, atol=1e-12)
+
+
+def test_correlation_matrix_of_a_constant_column_has_a_finite_gradient():
+    """A column constant over the batch (a dead ReLU unit) correlates 0 and passes a finite
+    gradient (it was NaN: mucmm diverged on Trifeatures' image features)."""
+    a = torch.randn(32, 3)
+    a[:, 1] = 0.5
+    a.requires_grad_(True)
+    b = torch.randn(32, 2)
+    c = correlation_matrix(a, b)
+    assert torch.equal(c[1], torch.zeros(2))
+    c.pow(2).sum().backward()
+    assert torch.isfinite(a.grad).all()

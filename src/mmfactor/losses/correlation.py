@@ -112,6 +112,9 @@ def correlation_matrix(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> t
     """
     a = a - a.mean(0)
     b = b - b.mean(0)
-    a = a / (a.pow(2).sum(0).sqrt() + eps)
-    b = b / (b.pow(2).sum(0).sqrt() + eps)
+    # eps inside the root: the root's derivative at 0 is infinite, so a column that is
+    # constant over the batch (a dead ReLU unit: mucmm's image features on Trifeatures) made
+    # the gradient NaN with eps added outside it.
+    a = a / (a.pow(2).sum(0) + eps * eps).sqrt()
+    b = b / (b.pow(2).sum(0) + eps * eps).sqrt()
     return a.T @ b
