@@ -300,9 +300,10 @@ def test_sequences_average_real_steps_and_images_are_flattened():
     seq[pad] = 50 * rng.normal(size=(int(pad.sum()), 3))  # padding: anything finite
     image = (2.0 * r - 1)[:, None, None, None] + 0.05 * rng.normal(size=(n, 1, 2, 2))
     data = mf.from_arrays({"img": image, "seq": seq}, y=r, lengths={"seq": lengths})
-    out = information_decomposition(data, shuffles=0)
-    assert out.modalities == ("img", "seq")
-    assert out.redundancy == pytest.approx(1.0, abs=0.02)
+    for images in ("pixels", "patches"):  # patches: one 2 x 2 window, the whole image
+        out = information_decomposition(data, images=images, shuffles=0)
+        assert out.modalities == ("img", "seq")
+        assert out.redundancy == pytest.approx(1.0, abs=0.02)
 
 
 def test_rows_regression_targets_and_modality_choice():

@@ -26,7 +26,10 @@ binned (``bins``, ``binning``). ``projection``:
 - ``"pca"``: the first ``components`` principal components, each binned (unsupervised:
   keeps what varies most, which need not be what the target depends on).
 
-Sequences are averaged over their real steps (``data.lengths``), images flattened, and
+Sequences are averaged over their real steps (``data.lengths``), images replaced by
+unsupervised, translation-invariant patch features (``images="patches"``,
+:mod:`mmfactor.encoders.patches`: on Trifeatures, linear projections of the pixels cannot
+see a shape or a texture at a random position) or flattened (``images="pixels"``), and
 rows where either modality is absent dropped. Classification targets keep their classes,
 regression targets are cut into ``target_bins`` quantile bins. The parts describe the
 binned scores, not the raw modalities: by data processing, ``total`` and each ``I(X_m; Y)``
@@ -61,9 +64,11 @@ from mmfactor.diagnostics.pid import (
     decompose,
     pid_result,
 )
+from mmfactor.encoders.patches import PatchFeatures
 from mmfactor.errors import InputError
 
 PROJECTIONS = ("interaction", "supervised", "pca")
+IMAGE_INPUTS = ("patches", "pixels")
 BINNINGS = ("auto", "quantile", "kmeans")
 #: Ridge strength per training sample on whitened components (the main-effect score).
 _RIDGE = 1e-2
@@ -75,9 +80,15 @@ _BIN_CHOICES = (4, 3, 2)
 # From a data set to discrete variables
 
 
-def _vectors(data: MultimodalDataset, m: str, rows: np.ndarray) -> np.ndarray:
+def _vectors(
+    data: MultimodalDataset, m: str, rows: np.ndarray, images: str, seed: int
+) -> np.ndarray:
     """``(n, d)`` float64: vectors as they are, sequences averaged over their real steps,
-    images flattened."""
+    images as their patch features (fitted on these rows) or flattened pixels."""
+    if data.modalities[m].kind == "image" and images == "patches":
+        pixels = data.arrays[m][rows]
+        features = PatchFeatures(patch=min(5, *pixels.shape[2:]), seed=seed).fit(pixels)
+        return features.transform(pixels).astype(np.float64)
     x = np.asarray(data.arrays[m][rows], dtype=np.float64)
     if data.modalities[m].kind == "sequence":
         lengths = np.asarray(data.lengths[m][rows])
@@ -220,6 +231,7 @@ def information_decomposition(
     modalities: Sequence[str] | None = None,
     method: str = "broja",
     projection: str = "interaction",
+    images: str = "patches",
     bins: int | None = None,
     binning: str = "auto",
     target_bins: int = 4,
@@ -241,6 +253,10 @@ def information_decomposition(
         method: ``"broja"`` (default) or ``"imin"``.
         projection: ``"interaction"`` (default), ``"supervised"`` or ``"pca"``: how each
             modality becomes a discrete variable (see the module docstring).
+        images: what the projections of an image modality read: ``"patches"`` (default:
+            :class:`~mmfactor.encoders.patches.PatchFeatures` of 5 x 5 windows, or the
+            whole image if smaller, fitted on the rows used, without the target) or
+            ``"pixels"`` (the flattened pixels).
         bins: bins per score (default: the largest of 4, 3, 2 that keeps ``min_per_cell``
             samples per cell on average).
         binning: ``"quantile"`` (equal-frequency bins), ``"kmeans"`` (1-D k-means from the
@@ -268,6 +284,7 @@ def information_decomposition(
     _check_options(
         method,
         projection,
+        images,
         bins,
         binning,
         target_bins,
@@ -285,6 +302,7 @@ def information_decomposition(
     n_y = int(y.max()) + 1
     settings: dict[str, Any] = {
         "projection": projection,
+        "images": images,
         "binning": binning,
         "target_bins": target_bins if tgt.kind == "regression" else None,
         "max_dim": max_dim,
@@ -294,8 +312,9 @@ def information_decomposition(
         "seed": seed,
     }
 
+    vectors = [_vectors(data, m, rows, images, seed) for m in names]
     with threadpool_limits(limits=1, user_api="blas"):
-        z = [_whitened_components(_vectors(data, m, rows), max_dim, seed) for m in names]
+        z = [_whitened_components(v, max_dim, seed) for v in vectors]
         if projection == "pca":
             columns, pca_bins = _pca_columns(z, n, n_y, components, bins, binning, min_per_cell)
             settings.update(bins=pca_bins, components=components)
@@ -332,6 +351,7 @@ def information_decomposition(
 def _check_options(
     method: str,
     projection: str,
+    images: str,
     bins: int | None,
     binning: str,
     target_bins: int,
@@ -342,6 +362,8 @@ def _check_options(
     correct_bias: bool,
 ) -> None:
     check_method(method)
+    if images not in IMAGE_INPUTS:
+        raise InputError(f"unknown images {images!r}; available: {', '.join(IMAGE_INPUTS)}")
     if projection not in PROJECTIONS:
         raise InputError(f"unknown projection {projection!r}; available: {', '.join(PROJECTIONS)}")
     owner = "information_decomposition"
