@@ -69,24 +69,24 @@ class PatchFeatures:
 
     def fit(self, images: np.ndarray) -> PatchFeatures:
         """Whitening and centroids from ``samples`` random windows of ``images``."""
-        x = self._check(images)
+        self._check(images)
         rng = np.random.default_rng(self.seed)
-        n, c, h, w = x.shape
+        n, c, h, w = images.shape
         p = self.patch
         which = rng.integers(0, n, self.samples)
-        top, left = (
-            rng.integers(0, h - p + 1, self.samples),
-            rng.integers(0, w - p + 1, self.samples),
-        )
+        top = rng.integers(0, h - p + 1, self.samples)
+        left = rng.integers(0, w - p + 1, self.samples)
         # (samples, C, p, p) windows by advanced indexing, flattened like conv weights
-        rows = torch.as_tensor(top)[:, None] + torch.arange(p)
-        cols = torch.as_tensor(left)[:, None] + torch.arange(p)
-        windows = x[
-            torch.as_tensor(which)[:, None, None, None],
-            torch.arange(c)[:, None, None],
-            rows[:, None, :, None],
-            cols[:, None, None, :],
-        ]
+        rows = top[:, None] + np.arange(p)
+        cols = left[:, None] + np.arange(p)
+        windows = image_input(
+            images[
+                which[:, None, None, None],
+                np.arange(c)[:, None, None],
+                rows[:, None, :, None],
+                cols[:, None, None, :],
+            ]
+        )
         patches = windows.reshape(self.samples, -1).double()
         mean = patches.mean(0)
         evals, evecs = torch.linalg.eigh(torch.cov((patches - mean).T))
@@ -105,22 +105,24 @@ class PatchFeatures:
         """The ``(N, k)`` pooled triangle activations of ``images``."""
         if self.whiten is None:
             raise InputError("patch features: call fit before transform")
-        x = self._check(images)
-        if x.shape[1] != self.whiten.shape[1]:
+        self._check(images)
+        if images.shape[1] != self.whiten.shape[1]:
             raise InputError(
-                f"patch features: fitted on {self.whiten.shape[1]} channels, got {x.shape[1]}"
+                f"patch features: fitted on {self.whiten.shape[1]} channels, got {images.shape[1]}"
             )
         centroids = self.centroids[None]
         out = []
-        for start in range(0, len(x), batch_size):
+        for start in range(0, len(images), batch_size):
+            # images converted a batch at a time (uint8 stays uint8 in memory until then);
             # whitened windows as a convolution, one row per window: (B, H' W', d)
-            z = F.conv2d(x[start : start + batch_size], self.whiten).flatten(2).transpose(1, 2)
+            x = image_input(images[start : start + batch_size]).float()
+            z = F.conv2d(x, self.whiten).flatten(2).transpose(1, 2)
             distance = torch.cdist(z - self.offset, centroids)  # (B, H' W', k)
             triangle = (distance.mean(2, keepdim=True) - distance).clamp_min(0)
             out.append(triangle.mean(1))
         return torch.cat(out).numpy()
 
-    def _check(self, images: np.ndarray) -> torch.Tensor:
+    def _check(self, images: np.ndarray) -> None:
         if images.ndim != 4:
             raise InputError(f"patch features: images must be (N, C, H, W), got {images.shape}")
         if min(images.shape[2:]) < self.patch:
@@ -128,7 +130,6 @@ class PatchFeatures:
                 f"patch features: images of {images.shape[2]} x {images.shape[3]} px are "
                 f"smaller than the {self.patch} px window"
             )
-        return image_input(images).float()
 
 
 def with_patch_features(
