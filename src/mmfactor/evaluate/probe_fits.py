@@ -33,8 +33,8 @@ LINEAR_MAX_ITER = (1_000, 10_000)
 #: go to :mod:`mmfactor.evaluate.logistic` (benchmarks/probe_speed.py: 2.6-4x faster again).
 #: Above the limit, newton-cg took 15 s where lbfgs took 22 s on clip's factors of
 #: Trifeatures (10000 x 256, 10 classes, the whole grid; benchmarks/probe_multiclass.py),
-#: with 4-10 Newton steps per C, where lbfgs needs up to 1500 iterations and, past its first
-#: budget of 1000, a second fit.
+#: with at most 10 Newton steps per C, where lbfgs needs up to 1548 iterations and, past
+#: its first budget of 1000, a second fit.
 NEWTON_MAX_COEF = 1024
 #: Multinomial solvers' tolerance on the (projected) gradient of the *mean* log-loss
 #: (scikit-learn scales the objective by 1 / (C n)), the scikit-learn default. The two-class

@@ -439,8 +439,8 @@ def with_test_noise(data: MultimodalDataset, level: float, seed: int = 0) -> Mul
     for m, values in data.arrays.items():
         # Images as a batch holds them (8-bit ones in [0, 1]), so the noise has their scale.
         image = data.modalities[m].kind == "image"
-        x = image_input(values).numpy() if image else np.asarray(values)
-        x = x.astype(np.float32)  # a copy: the test rows get noise
+        # a float32 copy (the test rows get noise); images as image_input makes them
+        x = np.array(image_input(values).numpy() if image else values, dtype=np.float32)
         std = x[train].reshape(-1, *x.shape[-1:]).std(0) if x.ndim == 3 else x[train].std(0)
         noise = rng.standard_normal((len(test), *x.shape[1:])).astype(np.float32) * std * level
         if m in data.lengths:  # sequences: no noise on padding steps
