@@ -218,7 +218,8 @@ def _describe(summary: dict[str, Any]) -> str:
     """``mmfactor data inspect``'s text: what a data set holds and what was wrong with it."""
     info = summary["info"]
     lines = [f"{summary['name']}: {summary['n']} samples"]
-    keys = ("path", "format", "family", "aligned", "mapping_source")
+    keys = ("path", "format", "family", "aligned", "mapping_source", "source", "attribution",
+            "license")  # fmt: skip
     lines += [f"  {k.replace('_', ' ')}: {info[k]}" for k in keys if k in info]
     lines.append("  splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
     for m, v in summary["modalities"].items():

@@ -124,12 +124,12 @@ def test_stratified_folds_balance_every_stratum():
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="raw CSVs not available")
 def test_embedded_files_match_the_raw_csvs():
-    raw = embedded._read("uci_mfeat")
+    raw = embedded.read_embedded("uci_mfeat")
     for view in embedded.MFEAT_VIEWS:
         csv = np.loadtxt(SHARED_DATA / "uci-mfeat" / f"mfeat-{view}.csv", delimiter=",", skiprows=1)
         np.testing.assert_allclose(raw[view], csv[:, :-1], rtol=1e-6)
         np.testing.assert_array_equal(raw["digit"], csv[:, -1])
-    nm = embedded._read("nutrimouse")
+    nm = embedded.read_embedded("nutrimouse")
     for view in ("gene", "lipid"):
         path = SHARED_DATA / "nutrimouse" / f"{view}.csv"
         np.testing.assert_allclose(nm[view], np.loadtxt(path, delimiter=",", skiprows=1), rtol=1e-6)

@@ -25,6 +25,7 @@ def _n_params(module: nn.Module) -> int:
 
 SMALL_CONFIGS = [
     ("alexnet", {"stem": "small", "width": 0.25, "hidden": 0}),
+    ("alexnet", {"stem": "small", "width": 0.125, "hidden": 0, "batchnorm": True}),
     ("alexnet", {"stem": "imagenet", "width": 0.25, "hidden": 16}),
     ("resnet18", {"stem": "small", "width": 0.25}),
     ("resnet18", {"stem": "imagenet", "width": 0.25, "zero_init_residual": True}),
@@ -38,12 +39,15 @@ def test_registered_with_options() -> None:
         "width": 1.0,
         "hidden": 4096,
         "dropout": 0.5,
+        "batchnorm": False,
+        "normalize": True,
         "channels_last": True,
     }
     assert encoder_options("resnet18") == {
         "stem": "imagenet",
         "width": 1.0,
         "zero_init_residual": False,
+        "normalize": True,
         "channels_last": True,
     }
 
@@ -213,3 +217,29 @@ def test_invalid_options(name: str, options: dict[str, Any], message: str) -> No
 def test_rejects_non_image_modalities(name: str) -> None:
     with pytest.raises(InputError, match="cannot encode vector"):
         build_encoder(name, ModalitySpec("x", "vector", (5,)), 4)
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18"])
+@pytest.mark.parametrize("channels", [3, 1])
+def test_normalize_standardises_inputs_by_imagenet_statistics(name: str, channels: int) -> None:
+    torch.manual_seed(0)
+    plain = build_encoder(name, _spec(16, channels), 4, stem="small", width=0.25, normalize=False)
+    normed = build_encoder(name, _spec(16, channels), 4, stem="small", width=0.25)
+    normed.load_state_dict(plain.state_dict())  # the statistics are not weights
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    if channels == 1:
+        mean, std = mean.mean(0, keepdim=True), std.mean(0, keepdim=True)
+    x = torch.rand(3, channels, 16, 16)
+    plain.eval(), normed.eval()
+    expected = plain((x - mean[:, None, None]) / std[:, None, None])
+    torch.testing.assert_close(normed(x), expected)
+
+
+def test_alexnet_batchnorm_follows_each_bias_free_conv() -> None:
+    enc = build_encoder("alexnet", _spec(32), 4, stem="small", width=0.25, batchnorm=True)
+    layers = list(enc.features)
+    convs = [i for i, m in enumerate(layers) if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5
+    for i in convs:
+        assert layers[i].bias is None
+        assert isinstance(layers[i + 1], torch.nn.BatchNorm2d)

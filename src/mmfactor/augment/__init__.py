@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mmfactor.augment.audio import FrequencyMasking, TimeMasking, spec_augment
 from mmfactor.augment.image import (
     ColorJitter,
     GaussianBlur,
@@ -58,6 +59,7 @@ __all__ = [
     "Compose",
     "DropSteps",
     "FeatureDropout",
+    "FrequencyMasking",
     "GaussianBlur",
     "GaussianNoise",
     "Identity",
@@ -68,8 +70,10 @@ __all__ = [
     "RandomGrayscale",
     "RandomResizedCrop",
     "SwapHalves",
+    "TimeMasking",
     "default_augmentation",
     "simclr_augmentation",
+    "spec_augment",
 ]
 
 

@@ -42,12 +42,13 @@ NUTRIMOUSE_SOURCE = (
 )
 
 
-def _read(name: str) -> dict[str, np.ndarray]:
+def read_embedded(name: str) -> dict[str, np.ndarray]:
     """All arrays of an embedded ``.npz`` file (strings as unicode arrays, no pickles)."""
     path = FILES / f"{name}.npz"
     if not path.is_file():
         raise FileNotFoundError(
-            f"embedded data file {path} is missing; rebuild it with tools/embed_data.py"
+            f"embedded data file {path} is missing; rebuild it with tools/embed_data.py "
+            "(av_digits.npz: tools/build_av_digits.py)"
         )
     with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
@@ -90,7 +91,7 @@ def load_uci_mfeat(views: Sequence[str] = ("fou", "pix"), seed: int = 0) -> Mult
     """
     names = _views("uci-mfeat", views, list(MFEAT_VIEWS))
     seed = check_int("uci-mfeat", "seed", seed, minimum=0)
-    raw = _read("uci_mfeat")
+    raw = read_embedded("uci_mfeat")
     digit = as_target("digit", raw["digit"].astype(np.int64), "classification")
     return MultimodalDataset(
         modalities={v: ModalitySpec(v, "vector", (MFEAT_VIEWS[v],)) for v in names},
@@ -159,7 +160,7 @@ def load_nutrimouse(
     seed = check_int("nutrimouse", "seed", seed, minimum=0)
     n_folds = check_int("nutrimouse", "n_folds", n_folds, 3, 40)
     fold = check_int("nutrimouse", "fold", fold, 0, n_folds - 1)
-    raw = _read("nutrimouse")
+    raw = read_embedded("nutrimouse")
     genotype, diet = raw["genotype"], raw["diet"]
     folds = stratified_folds(np.char.add(np.char.add(genotype, "/"), diet), n_folds, seed)
     valid = (fold + 1) % n_folds

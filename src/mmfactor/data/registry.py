@@ -43,6 +43,7 @@ _LOADERS: dict[str, _Entry] = {
     "arrays": _Entry("mmfactor.data.array_files", "load_arrays"),
     "linear": _Entry("mmfactor.data.linear", "load_linear"),
     "trifeatures": _Entry("mmfactor.data.trifeatures", "load", "image"),
+    "av-digits": _Entry("mmfactor.data.av_digits", "load"),
 }
 
 

@@ -36,6 +36,11 @@ binned scores, not the raw modalities: by data processing, ``total`` and each ``
 are lower bounds on those of the modalities (up to the plug-in bias), while the split into
 parts depends on the projection.
 
+``method="batch"`` skips the projections and bins: Liang et al.'s neural BATCH estimator
+(:mod:`mmfactor.diagnostics.batch`) decomposes the vectors above (sequences averaged,
+image features) directly, from classifiers and a learned alignment, in bits; it has no
+cell counts and no shuffle estimate of the bias.
+
 Bias. Plug-in estimates on ``n`` samples are biased upward, for ``I(X1, X2; Y)`` by about
 ``(|X1||X2| - 1)(|Y| - 1) / (2 n ln 2)`` bits (Miller-Madow), and the bias lands mostly in
 the synergy. The default ``bins`` are the largest that keep at least ``min_per_cell``
@@ -49,7 +54,7 @@ bias subtracted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,15 +63,16 @@ from threadpoolctl import threadpool_limits
 from mmfactor.checks import check_int
 from mmfactor.data.arrays import from_arrays
 from mmfactor.data.dataset import MultimodalDataset, Target
+from mmfactor.diagnostics.batch import BATCH_OPTIONS, batch_decompose
 from mmfactor.diagnostics.pid import (
     InformationDecomposition,
-    check_method,
     decompose,
     pid_result,
 )
 from mmfactor.encoders.patches import PatchFeatures
 from mmfactor.errors import InputError
 
+METHODS = ("broja", "imin", "batch")
 PROJECTIONS = ("interaction", "supervised", "pca")
 IMAGE_INPUTS = ("patches", "pixels")
 BINNINGS = ("auto", "quantile", "kmeans")
@@ -242,6 +248,7 @@ def information_decomposition(
     shuffles: int = 10,
     correct_bias: bool = False,
     min_per_cell: float = 20.0,
+    batch_options: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> InformationDecomposition:
     """Redundancy, unique information and synergy of two modalities about a target (bits).
@@ -250,7 +257,15 @@ def information_decomposition(
         data: the data set.
         target: a target name (default: the data set's default target).
         modalities: the two modalities (default: the first two).
-        method: ``"broja"`` (default) or ``"imin"``.
+        method: ``"broja"`` (default) or ``"imin"``, the PID of the binned projections, or
+            ``"batch"``: Liang et al.'s neural BATCH estimator on the modalities themselves
+            (:mod:`mmfactor.diagnostics.batch`; vectors, averaged sequences and ``images``
+            as for the projections). BATCH does not use ``projection``, ``bins``,
+            ``binning``, ``components``, ``max_dim``, ``shuffles`` or ``min_per_cell``
+            (``folds`` only sets the minimum number of rows); it has no shuffle estimate of
+            the bias, so ``correct_bias=True`` is refused. Its result has no ``counts`` and
+            no ``bias``; ``settings`` records its options, ``solver`` its rows, ``i_q``,
+            classifier accuracies and temperatures.
         projection: ``"interaction"`` (default), ``"supervised"`` or ``"pca"``: how each
             modality becomes a discrete variable (see the module docstring).
         images: what the projections of an image modality read: ``"patches"`` (default:
@@ -271,11 +286,16 @@ def information_decomposition(
         split: the rows used (default: every row outside the ``unlabeled`` split).
         shuffles: permuted-target repetitions estimating the plug-in bias (0: none).
         correct_bias: subtract the estimated bias from every part (needs ``shuffles``).
-        seed: seeds the folds, the randomised SVD and the shuffles.
+        batch_options: options of
+            :func:`~mmfactor.diagnostics.batch.batch_decompose` for ``method="batch"``
+            (``epochs``, ``align_epochs``, ``batch_size``, ``hidden``, ``depth``, ``embed``,
+            ``lr``, ``held_out``, ``valid``, ``calibrate``).
+        seed: seeds the folds, the randomised SVD and the shuffles (BATCH: its row split,
+            initialisation and minibatches).
 
     Returns:
         An :class:`InformationDecomposition` with the sample ``counts`` per cell, the
-        ``bias`` estimate and the ``settings`` used.
+        ``bias`` estimate (both ``None`` for BATCH) and the ``settings`` used.
 
     Raises:
         InputError: unknown target, modality, method or projection; fewer than two
@@ -293,12 +313,31 @@ def information_decomposition(
         folds,
         shuffles,
         correct_bias,
+        batch_options,
     )
     names = _modality_pair(data, modalities)
     tgt = data.target(target)
     rows = _rows(data, names, split, folds)
     n = len(rows)
     y, y_fit = _target_codes(tgt, rows, target_bins)
+    if method == "batch":
+        vectors = [_vectors(data, m, rows, images, seed) for m in names]
+        options = dict(batch_options or {})
+        parts, facts = batch_decompose(vectors[0], vectors[1], y, seed=seed, **options)
+        return pid_result(
+            parts,
+            method,
+            (names[0], names[1]),
+            target=tgt.name,
+            settings={
+                "images": images,
+                "target_bins": target_bins if tgt.kind == "regression" else None,
+                "split": split,
+                "seed": seed,
+                **facts.pop("settings"),
+            },
+            solver=facts,
+        )
     n_y = int(y.max()) + 1
     settings: dict[str, Any] = {
         "projection": projection,
@@ -360,8 +399,25 @@ def _check_options(
     folds: int,
     shuffles: int,
     correct_bias: bool,
+    batch_options: Mapping[str, Any] | None,
 ) -> None:
-    check_method(method)
+    if method not in METHODS:
+        raise InputError(f"unknown PID method {method!r}; available: {', '.join(METHODS)}")
+    if batch_options is not None and method != "batch":
+        raise InputError(f"batch_options are for method='batch', not {method!r}")
+    if batch_options is not None and not isinstance(batch_options, Mapping):
+        raise InputError(f"batch_options must be a mapping of option names, got {batch_options!r}")
+    unknown = sorted(set(batch_options or {}) - set(BATCH_OPTIONS))
+    if unknown:
+        raise InputError(
+            f"unknown batch option(s) {', '.join(map(repr, unknown))}; available: "
+            f"{', '.join(BATCH_OPTIONS)}"
+        )
+    if method == "batch" and correct_bias:
+        raise InputError(
+            "correct_bias=True subtracts the shuffle estimate of the plug-in bias, which "
+            "method='batch' does not make"
+        )
     if images not in IMAGE_INPUTS:
         raise InputError(f"unknown images {images!r}; available: {', '.join(IMAGE_INPUTS)}")
     if projection not in PROJECTIONS:

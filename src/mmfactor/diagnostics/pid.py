@@ -366,6 +366,11 @@ def decompose(p: np.ndarray, method: str) -> tuple[dict[str, float], dict[str, A
 
 
 def check_method(method: str) -> None:
+    if method == "batch":
+        raise InputError(
+            "PID method 'batch' estimates from samples, not from a table: use "
+            "information_decomposition(data, method='batch')"
+        )
     if method not in METHODS:
         raise InputError(f"unknown PID method {method!r}; available: {', '.join(METHODS)}")
 

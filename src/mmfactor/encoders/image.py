@@ -104,12 +104,32 @@ def _check_image_options(
     return s, w, check_bool(owner, "channels_last", channels_last)
 
 
+#: torchvision's ImageNet channel statistics (``transforms.Normalize`` in its recipes and in
+#: CoMM's Trifeatures pipeline); images of another channel count use their means.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 class _ConvNetEncoder(Encoder):
-    """What the torchvision layouts share: image inputs, and weights and inputs kept in
+    """What the torchvision layouts share: image inputs in [0, 1] standardised by ImageNet's
+    channel statistics when ``normalize`` (torchvision's recipes do it in the transforms; here
+    it follows the augmentations, which need [0, 1]), and weights and inputs kept in
     channels-last memory format when ``channels_last`` (same results)."""
 
     kinds = ("image",)
     channels_last: bool
+    mean: torch.Tensor | None
+    std: torch.Tensor | None
+
+    def _set_input_norm(self, owner: str, normalize: bool) -> None:
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        channels = self.spec.shape[0]
+        if channels != 3:
+            mean, std = mean.mean().expand(channels), std.mean().expand(channels)
+        on = check_bool(owner, "normalize", normalize)
+        # Not in the state dict: constants of the input pipeline, not weights.
+        self.register_buffer("mean", mean.reshape(1, -1, 1, 1).clone() if on else None, False)
+        self.register_buffer("std", std.reshape(1, -1, 1, 1).clone() if on else None, False)
 
     def _use_memory_format(self) -> None:
         """Call at the end of ``__init__``: weights to channels-last if asked."""
@@ -119,6 +139,8 @@ class _ConvNetEncoder(Encoder):
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         x = self._as_input(x)
+        if self.mean is not None and self.std is not None:
+            x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
@@ -186,25 +208,29 @@ class AlexNetEncoder(_ConvNetEncoder):
         width: float = 1.0,
         hidden: int = 4096,
         dropout: float = 0.5,
+        batchnorm: bool = False,
+        normalize: bool = True,
         channels_last: bool = True,
     ) -> None:
         super().__init__(spec, out_dim)
         owner = "encoder 'alexnet'"
         stem, w, self.channels_last = _check_image_options(owner, stem, width, channels_last)
+        self._set_input_norm(owner, normalize)
         h = check_int(owner, "hidden", hidden, minimum=0)
         p = check_probability(owner, "dropout", dropout)
+        bn = check_bool(owner, "batchnorm", batchnorm)
         c1, c2, c3, c4, c5 = (_scaled(c, w) for c in (64, 192, 384, 256, 256))
-        first = (
-            nn.Conv2d(spec.shape[0], c1, 11, stride=4, padding=2)
-            if stem == "imagenet"
-            else nn.Conv2d(spec.shape[0], c1, 3, padding=1)
-        )
+        k1, s1, p1 = (11, 4, 2) if stem == "imagenet" else (3, 1, 1)
+
+        def conv(c_in: int, c_out: int, k: int, stride: int, pad: int) -> list[nn.Module]:
+            # With BN the conv's bias is redundant (BN's shift), as in ResNet's convs.
+            norm = [GlobalBatchNorm2d(c_out)] if bn else []
+            return [nn.Conv2d(c_in, c_out, k, stride, pad, bias=not bn), *norm, nn.ReLU(True)]
+
         self.features = nn.Sequential(
-            first, nn.ReLU(inplace=True), _CeilMaxPool(),
-            nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True), _CeilMaxPool(),
-            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(inplace=True), _CeilMaxPool(),
+            *conv(spec.shape[0], c1, k1, s1, p1), _CeilMaxPool(),
+            *conv(c1, c2, 5, 1, 2), _CeilMaxPool(),
+            *conv(c2, c3, 3, 1, 1), *conv(c3, c4, 3, 1, 1), *conv(c4, c5, 3, 1, 1), _CeilMaxPool(),
         )  # fmt: skip
         if h:
             self.pool = nn.AdaptiveAvgPool2d(6)
@@ -289,11 +315,13 @@ class ResNet18Encoder(_ConvNetEncoder):
         stem: str = "imagenet",
         width: float = 1.0,
         zero_init_residual: bool = False,
+        normalize: bool = True,
         channels_last: bool = True,
     ) -> None:
         super().__init__(spec, out_dim)
         owner = "encoder 'resnet18'"
         stem, w, self.channels_last = _check_image_options(owner, stem, width, channels_last)
+        self._set_input_norm(owner, normalize)
         zero_init = check_bool(owner, "zero_init_residual", zero_init_residual)
         widths = [_scaled(c, w) for c in (64, 128, 256, 512)]
         k, stride = (7, 2) if stem == "imagenet" else (3, 1)
