@@ -3,6 +3,7 @@ once, the accuracy-against-r plot."""
 
 from mmfactor.bench import get_suite, mix_curves, read_records, run_bench
 from mmfactor.bench.suites import MIX_TARGETS
+from mmfactor.io import dumps_json
 
 
 def test_mix_suite_trains_label_free_methods_once_and_plots(tmp_path):
@@ -35,4 +36,15 @@ def test_mix_suite_trains_label_free_methods_once_and_plots(tmp_path):
     logs.clear()
     run_bench(get_suite("mix"), out, **kwargs)  # resumed: every entry is kept apart
     assert all("done, skipped" in line for line in logs)
+    assert len(read_records(out / "results.jsonl")) == len(records)
+
+    # A run stopped after clip's first entry: resumed, the later entries load that model.
+    kept = [r for r in records if r["method"] != "clip" or r["bench_target"] == "mix@0"]
+    (out / "results.jsonl").write_text("".join(dumps_json(r) + "\n" for r in kept))
+    logs.clear()
+    run_bench(get_suite("mix"), out, **kwargs)
+    clip_lines = [line for line in logs if " clip " in line]
+    assert sum("loading the model trained for an earlier entry" in x for x in clip_lines) == 1
+    assert not any(line.endswith(": training") for line in clip_lines)
+    assert [p.parent.parent.name for p in runs.glob("*/clip/seed0")] == ["synthetic-mix@0"]
     assert len(read_records(out / "results.jsonl")) == len(records)

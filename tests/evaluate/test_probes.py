@@ -3,6 +3,7 @@ convergence without warnings, input validation."""
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import numpy as np
@@ -293,3 +294,22 @@ def test_probes_fitted_side_by_side_equal_probes_fitted_one_by_one(monkeypatch) 
         np.testing.assert_array_equal(
             together[key].predict_scores(job[3][0]), alone.predict_scores(job[3][0])
         )
+
+
+def test_multiclass_c_path_stops_two_values_past_the_valid_optimum(monkeypatch) -> None:
+    # 3 classes in 2 of 80 features, 150 train rows: weak regularisation overfits the noise,
+    # valid accuracy peaks at C = 0.1 and falls at 1 and 10; C = 100 is not fitted.
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 1150)
+    X = rng.normal(size=(1150, 80))
+    X[:, :2] += 1.5 * np.eye(3)[y][:, :2] - 0.75 * (y == 2)[:, None]
+    X = X.astype(np.float32)
+    train, valid = (X[:150], y[:150]), (X[150:], y[150:])
+    probe = fit_probe("linear-probe", "classification", train, valid)
+    assert list(probe.grid_scores) == [1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    assert probe.selected["C"] == 0.1
+    monkeypatch.setattr(
+        importlib.import_module("mmfactor.evaluate.probe_fits"), "LINEAR_PATH_PATIENCE", 99
+    )
+    whole = fit_probe("linear-probe", "classification", train, valid)
+    assert len(whole.grid_scores) == 6 and whole.selected == probe.selected

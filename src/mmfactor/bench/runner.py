@@ -38,7 +38,7 @@ from mmfactor.evaluate.reference import RawFeatures
 from mmfactor.io import dumps_json
 from mmfactor.lock import lock_directory
 from mmfactor.methods.registry import available, method_class
-from mmfactor.runs import data_from_config, target_for, train_from_config
+from mmfactor.runs import data_from_config, load_run, target_for, train_from_config
 
 
 def run_bench(
@@ -107,11 +107,15 @@ def _run_plan(
     names = [e.label for e in entries]
     data_cache: dict[str, MultimodalDataset] = {}  # data config -> data set
     label_free: dict[str, tuple[Representation, Any]] = {}  # config without target -> run
+    finished: dict[str, Path] = {}  # the same, for runs finished before a resume
     for i, (entry, method, seed, cfg) in enumerate(plan, 1):
         label = entry.label if names.count(entry.label) == 1 else f"{entry.label} {entry.target}"
         tag = f"[{i}/{len(plan)}] {label} {method} seed {seed}"
+        run_dir = out / "runs" / run_dir_name(label) / method / f"seed{seed}"
         if (entry.label, entry.target, method, seed) in done:
             log(f"{tag}: done, skipped")
+            if method != RAW and not method_class(method).uses_labels:
+                finished.setdefault(_label_free_key(cfg), run_dir)
             continue
         data = _cached_data(probe_data_config(entry, cfg["data"]), data_cache)
         train_data = _cached_data(cfg["data"], data_cache)  # entry.pretrain's, label-free
@@ -121,8 +125,7 @@ def _run_plan(
         if method != RAW and (target := target_for(method, cfg, data)) != cfg["train"]["target"]:
             log(f"{tag}: trains on {target!r} (it cannot train on {data.default_target!r})")
             cfg = {**cfg, "train": {**cfg["train"], "target": target}}
-        run_dir = out / "runs" / run_dir_name(label) / method / f"seed{seed}"
-        model, run = _model(method, cfg, train_data, run_dir, label_free, tag, log)
+        model, run = _model(method, cfg, train_data, run_dir, (label_free, finished), tag, log)
         if run is not None and run.status == "diverged" and not allow_diverged:
             append_records(results, [_diverged_record(entry, method, seed, data, run)])
             log(f"{tag}: not evaluated: training diverged ({run.out})")
@@ -218,23 +221,34 @@ def _plan(
     return plan
 
 
+def _label_free_key(cfg: dict[str, Any]) -> str:
+    """What a label-free method's model depends on: its config without the target."""
+    return dumps_json({**cfg, "train": {**cfg["train"], "target": None}}, sort_keys=True)
+
+
 def _model(
     method: str,
     cfg: dict[str, Any],
     data: MultimodalDataset,
     run_dir: Path,
-    label_free: dict[str, tuple[Representation, Any]],
+    trained: tuple[dict[str, tuple[Representation, Any]], dict[str, Path]],
     tag: str,
     log: Callable[[str], None],
 ) -> tuple[Representation, Any]:
-    """The representation to evaluate and its training run (``None`` for the raw inputs):
-    trained into ``run_dir``, or, for a method that ignores labels, the model already
-    trained on the same config under another target (``label_free`` keeps them)."""
+    """The representation to evaluate and its training run (``None`` for the raw inputs and
+    for a model loaded from an earlier run): trained into ``run_dir``, or, for a method that
+    ignores labels, the model already trained on the same config under another target
+    (``trained``: the models of this call, and the run directories finished before it)."""
     if method == RAW:
         return RawFeatures().fit(data), None
     # A method that ignores labels learns the same model whatever the target.
     uses_labels = method_class(method).uses_labels
-    key = dumps_json({**cfg, "train": {**cfg["train"], "target": None}}, sort_keys=True)
+    label_free, finished = trained
+    key = _label_free_key(cfg)
+    if not uses_labels and key not in label_free and key in finished:
+        log(f"{tag}: label-free, loading the model trained for an earlier entry")
+        label_free[key] = (load_run(finished[key])[0], None)
+        return label_free[key]
     if not uses_labels and key in label_free:
         log(f"{tag}: label-free, reusing the model trained for an earlier entry")
         return label_free[key]
@@ -279,6 +293,7 @@ def _entry_records(
         protocol=cfg["evaluate"]["protocol"],
         targets=entry.eval_targets,
         missing=data.modality_names if entry.missing is None else entry.missing,
+        factors=entry.factors,
         seed=seed,
         context=context,
         encodings=encoded,
