@@ -76,9 +76,6 @@ NOISE_LEVELS = (0.5, 1.0, 2.0)
 #: table (``colour:x<m>`` are there for diagnostics, not in the published table).
 TRIFEATURES: dict[str, Any] = {"size": 32, "n": 10_000}
 TRIFEATURES_TARGETS = ("shared", "unique:x1", "unique:x2", "synergy")
-#: Trifeatures in ``quick``: 2000 train pairs, 5 epochs.
-QUICK_TRIFEATURES: dict[str, Any] = {"size": 32, "n": 2000}
-QUICK_TRIFEATURES_EPOCHS = 5
 #: Epochs of each Trifeatures training in ``frontier``: the suite's 60-minute budget on 2 CPU
 #: cores for one seed (the paper trains 100 epochs at 224 px).
 TRIFEATURES_EPOCHS = 10
@@ -110,20 +107,9 @@ SUITES: dict[str, Suite] = {
                 train={"max_epochs": 30},
                 noise=NOISE_LEVELS,
             ),
-            # Trifeatures at a size that keeps `make demo` short: one model per method on
-            # unbiased pairs (methods that use labels train on the shape), probed on the shape
-            # and both textures; the full protocol is the frontier suite.
-            BenchData(
-                "trifeatures",
-                QUICK_TRIFEATURES,
-                target="shared",
-                eval_targets=TRIFEATURES_TARGETS[:3],
-                train={"max_epochs": QUICK_TRIFEATURES_EPOCHS},
-            ),
         ),
         seeds=1,
-        description="every method on synthetic, uci-mfeat (fou + pix) and a small Trifeatures, "
-        "short training",
+        description="every method on synthetic and uci-mfeat (fou + pix), short training",
     ),
     # The seed papers' case on data that ships (FactorCL Figure 1 and Table 1, MFM's and
     # MIRD's missing-modality studies): a model per unique share r on synthetic, each probed
