@@ -80,6 +80,7 @@ FAMILIES = {
     "arrays": "arrays",
     "linear": "linear",
     "trifeatures": "image",
+    "av-digits": "av-digits",
 }
 
 
