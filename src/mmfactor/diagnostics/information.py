@@ -36,10 +36,8 @@ binned scores, not the raw modalities: by data processing, ``total`` and each ``
 are lower bounds on those of the modalities (up to the plug-in bias), while the split into
 parts depends on the projection.
 
-``method="batch"`` skips the projections and bins: Liang et al.'s neural BATCH estimator
-(:mod:`mmfactor.diagnostics.batch`) decomposes the vectors above (sequences averaged,
-image features) directly, from classifiers and a learned alignment, in bits; it has no
-cell counts and no shuffle estimate of the bias.
+``method="batch"``: Liang et al.'s neural estimator (:mod:`mmfactor.diagnostics.batch`) on
+the vectors above, without projections, bins, cell counts or a shuffle estimate of bias.
 
 Bias. Plug-in estimates on ``n`` samples are biased upward, for ``I(X1, X2; Y)`` by about
 ``(|X1||X2| - 1)(|Y| - 1) / (2 n ln 2)`` bits (Miller-Madow), and the bias lands mostly in
@@ -257,15 +255,10 @@ def information_decomposition(
         data: the data set.
         target: a target name (default: the data set's default target).
         modalities: the two modalities (default: the first two).
-        method: ``"broja"`` (default) or ``"imin"``, the PID of the binned projections, or
-            ``"batch"``: Liang et al.'s neural BATCH estimator on the modalities themselves
-            (:mod:`mmfactor.diagnostics.batch`; vectors, averaged sequences and ``images``
-            as for the projections). BATCH does not use ``projection``, ``bins``,
-            ``binning``, ``components``, ``max_dim``, ``shuffles`` or ``min_per_cell``
-            (``folds`` only sets the minimum number of rows); it has no shuffle estimate of
-            the bias, so ``correct_bias=True`` is refused. Its result has no ``counts`` and
-            no ``bias``; ``settings`` records its options, ``solver`` its rows, ``i_q``,
-            classifier accuracies and temperatures.
+        method: ``"broja"`` (default) or ``"imin"`` on the binned projections, or
+            ``"batch"`` (see the module docstring: no projection, binning or shuffle
+            options, no ``counts`` or ``bias``, so no ``correct_bias``; ``solver`` holds
+            its rows, ``i_q``, classifier accuracies and temperatures).
         projection: ``"interaction"`` (default), ``"supervised"`` or ``"pca"``: how each
             modality becomes a discrete variable (see the module docstring).
         images: what the projections of an image modality read: ``"patches"`` (default:

@@ -39,8 +39,8 @@ NEWTON_MAX_COEF = 1024
 #: More than two classes: the C path stops once this many successive values of C have not
 #: beaten the best valid key. Weak regularisation past the valid optimum is where the
 #: solvers are slowest (nearly separable classes): one newton-cg probe of factorcl-sup's
-#: 640-d factors of Trifeatures (10 classes) ran over 8 minutes at C = 1e2; the two-class
-#: path (mmfactor.evaluate.logistic) is cheap and fits the whole grid.
+#: 640-d factors of Trifeatures (10 classes) ran over 8 minutes in one fit of the path; the
+#: two-class path (mmfactor.evaluate.logistic) is cheap and fits the whole grid.
 LINEAR_PATH_PATIENCE = 2
 #: Multinomial solvers' tolerance on the (projected) gradient of the *mean* log-loss
 #: (scikit-learn scales the objective by 1 / (C n)), the scikit-learn default. The two-class
