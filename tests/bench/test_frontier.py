@@ -1,10 +1,12 @@
-"""The ``frontier`` suite on Trifeatures: label-free methods pre-train once on unbiased and
+"""The ``frontier`` suite. Trifeatures: label-free methods pre-train once on unbiased and
 once on biased pairs, methods that use labels once per target, every probe on unbiased
-pairs; the report's R / U / S table."""
+pairs; the report's R / U / S table. av-digits: every factor block probed."""
+
+import pytest
 
 from mmfactor.bench import get_suite, read_records, run_bench
 from mmfactor.bench.runner import probe_data_config
-from mmfactor.bench.suites import TRIFEATURES_TARGETS, BenchData
+from mmfactor.bench.suites import AV_DIGITS_TARGETS, TRIFEATURES_TARGETS, BenchData
 
 
 def test_probe_data_drops_the_pre_training_options_and_keeps_the_sets() -> None:
@@ -24,7 +26,12 @@ def test_frontier_suite_pretrains_label_free_methods_twice_and_tabulates_r_u_s(
     sets = ["data.size=16", "data.n=120", "data.per_combination=1", "train.max_epochs=1"]
     sets += ["method.embed_dim=8", "method.encoder_options.alexnet.width=0.05"]
     run_bench(
-        get_suite("frontier"), out, methods=["clip", "supervised"], sets=sets, log=logs.append
+        get_suite("frontier"),
+        out,
+        methods=["clip", "supervised"],
+        datasets=["trifeatures"],
+        sets=sets,
+        log=logs.append,
     )
     runs = out / "runs"
     trained = sorted(str(p.relative_to(runs)) for p in runs.glob("*/*/seed0"))
@@ -61,3 +68,32 @@ def test_frontier_suite_pretrains_label_free_methods_twice_and_tabulates_r_u_s(
     markdown = (out / "results.md").read_text()
     assert "| InfMasking (published) |" in markdown
     assert "| Cross (published, ours: clip) |" in markdown
+
+
+@pytest.mark.slow
+def test_frontier_av_digits_probes_each_block_on_every_target(tmp_path):
+    """av-digits in ``frontier``: clip trains once and is probed on the four targets, each
+    factor block on its own (is the speaker in a shared block or in the audio's?), the raw
+    inputs each modality alone too."""
+    out = tmp_path / "frontier"
+    sets = ["data.max_frames=12", "train.max_epochs=1", "method.embed_dim=8"]
+    run_bench(
+        get_suite("frontier"),
+        out,
+        methods=["clip"],
+        datasets=["av-digits"],
+        sets=sets,
+        log=lambda _: None,
+    )
+    trained = sorted(str(p.relative_to(out / "runs")) for p in out.glob("runs/*/*/seed0"))
+    assert trained == ["av-digits-digit/clip/seed0"]
+    scored = {
+        (r["method"], r["target"], r["factors"])
+        for r in read_records(out / "results.jsonl")
+        if r.get("metric") == "balanced_accuracy" and not r.get("missing")
+    }
+    for target in AV_DIGITS_TARGETS:
+        assert {("clip", target, "shared"), ("clip", target, "all")} <= scored
+        for factors in ("specific:audio", "specific:image", "all"):
+            assert ("raw", target, factors) in scored
+    assert "av-digits" in (out / "results.md").read_text()

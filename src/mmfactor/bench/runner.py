@@ -13,6 +13,7 @@ weights into records marked ``"status": "diverged"``; ``results.md`` marks both.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,7 @@ def _run_plan(
             if method != RAW and not method_class(method).uses_labels:
                 finished.setdefault(_label_free_key(cfg), run_dir)
             continue
+        started = time.perf_counter()
         data = _cached_data(probe_data_config(entry, cfg["data"]), data_cache)
         train_data = _cached_data(cfg["data"], data_cache)  # entry.pretrain's, label-free
         if method != RAW and (reason := method_class(method).unsupported(data.modalities)):
@@ -139,7 +141,9 @@ def _run_plan(
                 f"{run.samples_per_second:.0f} samples/s; "
             )
         primary = entry.target or data.default_target
-        log(f"{tag}: {speed}{summary_line(records, primary)}")
+        # The entry's wall time (loading, training, probing): a suite's time adds these up.
+        seconds = time.perf_counter() - started
+        log(f"{tag}: {speed}{summary_line(records, primary)} ({seconds:.0f} s in all)")
     records = read_records(results)
     write_report(out, records)
     return records

@@ -1,7 +1,9 @@
 """Per-modality encoders: a registry of ``nn.Module`` s mapping one modality's batch tensor to a
 ``(B, out_dim)`` embedding.
 
-Every encoder has ``forward(x, mask=None) -> (B, out_dim)`` and an ``out_dim`` attribute.
+Every encoder has ``forward(x, mask=None) -> (B, out_dim)`` and an ``out_dim`` attribute,
+and ``tokens(x, mask=None)``: the encoding before pooling, ``(B, T, token_dim)`` with a mask
+of the real tokens (:meth:`Encoder.tokens`).
 Input shapes follow :class:`mmfactor.data.batching.Batch`: vectors ``(B, D)``, sequences
 ``(B, T, D)`` padded at the end with ``mask`` ``(B, T)`` bool (``True`` at real steps; ``None``
 means every step is real), images ``(B, C, H, W)``.
@@ -77,6 +79,24 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    @property
+    def token_dim(self) -> int:
+        """Width of the tokens of :meth:`tokens`."""
+        return self.out_dim
+
+    def tokens(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The encoding before it is pooled to one vector, as tokens for a fusion module
+        (CoMM's Transformer over every modality's tokens): ``(B, T, token_dim)`` and a
+        ``(B, T)`` bool mask of the real tokens (``None``: all are real).
+
+        Image encoders give their last feature map's pixels (``T = h * w``, ``token_dim`` =
+        its channels), sequence encoders their per-step states with the input's mask; by
+        default an encoder gives its output as one token.
+        """
+        return self(x, mask)[:, None, :], None
 
     def _as_input(self, x: torch.Tensor) -> torch.Tensor:
         # Data sets hold NumPy arrays of any dtype (float64 from users, uint8 images); cast to

@@ -30,8 +30,28 @@ from mmfactor.encoders import Encoder, register_encoder
 from mmfactor.errors import InputError
 
 
+class _FeatureMapEncoder(Encoder):
+    """An image encoder whose output pools a last feature map ``(B, C, h, w)``
+    (:meth:`feature_map`); its pixels are the tokens (``T = h * w``, ``token_dim = C``)."""
+
+    kinds = ("image",)
+    feature_channels: int
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def token_dim(self) -> int:
+        return self.feature_channels
+
+    def tokens(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, None]:
+        return self.feature_map(x).flatten(2).transpose(1, 2), None
+
+
 @register_encoder("cnn")
-class CNNEncoder(Encoder):
+class CNNEncoder(_FeatureMapEncoder):
     """Per entry of ``channels``: ``Conv(k, same padding) -> [BatchNorm] -> ReLU -> MaxPool(2)``;
     then global average pooling, ``[Dropout]`` and ``Linear(channels[-1], out_dim)``.
 
@@ -53,8 +73,6 @@ class CNNEncoder(Encoder):
         >>> enc(torch.randn(4, 1, 28, 28)).shape
         torch.Size([4, 64])
     """
-
-    kinds = ("image",)
 
     def __init__(
         self,
@@ -84,12 +102,17 @@ class CNNEncoder(Encoder):
                 blocks.append(GlobalBatchNorm2d(c))
             blocks += [nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
             width = c
-        blocks += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p)]
         self.features = nn.Sequential(*blocks)
+        self.feature_channels = width
+        self.dropout = nn.Dropout(p)
         self.out = nn.Linear(width, self.out_dim)
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self._as_input(x))
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.out(self.features(self._as_input(x)))
+        pooled = F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1)
+        return self.out(self.dropout(pooled))
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -110,13 +133,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class _ConvNetEncoder(Encoder):
+class _ConvNetEncoder(_FeatureMapEncoder):
     """What the torchvision layouts share: image inputs in [0, 1] standardised by ImageNet's
     channel statistics when ``normalize`` (torchvision's recipes do it in the transforms; here
     it follows the augmentations, which need [0, 1]), and weights and inputs kept in
     channels-last memory format when ``channels_last`` (same results)."""
 
-    kinds = ("image",)
     channels_last: bool
     mean: torch.Tensor | None
     std: torch.Tensor | None
@@ -227,6 +249,7 @@ class AlexNetEncoder(_ConvNetEncoder):
             norm = [GlobalBatchNorm2d(c_out)] if bn else []
             return [nn.Conv2d(c_in, c_out, k, stride, pad, bias=not bn), *norm, nn.ReLU(True)]
 
+        self.feature_channels = c5
         self.features = nn.Sequential(
             *conv(spec.shape[0], c1, k1, s1, p1), _CeilMaxPool(),
             *conv(c1, c2, 5, 1, 2), _CeilMaxPool(),
@@ -243,9 +266,11 @@ class AlexNetEncoder(_ConvNetEncoder):
             self.head = nn.Sequential(nn.Flatten(), nn.Dropout(p), nn.Linear(c5, self.out_dim))
         self._use_memory_format()
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self._input(x))
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self._input(x)
-        return self.head(self.pool(self.features(x)))
+        return self.head(self.pool(self.feature_map(x)))
 
 
 def _conv_bn(c_in: int, c_out: int, k: int, stride: int) -> tuple[nn.Conv2d, GlobalBatchNorm2d]:
@@ -332,8 +357,8 @@ class ResNet18Encoder(_ConvNetEncoder):
         for i, c in enumerate(widths):
             layers += [_BasicBlock(c_in, c, 1 if i == 0 else 2), _BasicBlock(c, c, 1)]
             c_in = c
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.features = nn.Sequential(*layers)
+        self.feature_channels = c_in
         self.out = nn.Linear(c_in, self.out_dim)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -347,6 +372,8 @@ class ResNet18Encoder(_ConvNetEncoder):
                     nn.init.zeros_(m.bn2.weight)
         self._use_memory_format()
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self._input(x))
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self._input(x)
-        return self.out(self.features(x))
+        return self.out(F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1))

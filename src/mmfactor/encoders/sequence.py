@@ -18,7 +18,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmfactor.checks import check_bool, check_choice, check_int, check_probability
 from mmfactor.data.dataset import ModalitySpec
@@ -99,19 +99,41 @@ class GRUEncoder(Encoder):
         self.dropout = nn.Dropout(p)
         self.out = nn.Linear(hidden * self.directions, self.out_dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def _run(
+        self, x: torch.Tensor, mask: torch.Tensor | None, steps: bool = False
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """The GRU's per-step outputs ``(B, T, dirs * hidden)`` if ``steps`` (zero at padded
+        steps), its final states ``h_n`` and the real-step mask (``None``: all real)."""
         x = self._as_input(x)
         if mask is None:
-            _, h_n = self.gru(x)
-        else:
-            lengths = _real_mask(x, mask).sum(1)
-            # pack_padded_sequence wants lengths on the CPU; enforce_sorted=False sorts inside
-            # and returns h_n in the caller's batch order.
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            _, h_n = self.gru(packed)
+            out, h_n = self.gru(x)
+            return out, h_n, None
+        real = _real_mask(x, mask)
+        # pack_padded_sequence wants lengths on the CPU; enforce_sorted=False sorts inside
+        # and returns h_n (and the padded outputs) in the caller's batch order.
+        packed = pack_padded_sequence(x, real.sum(1).cpu(), batch_first=True, enforce_sorted=False)
+        out_packed, h_n = self.gru(packed)
+        if not steps:
+            return None, h_n, real
+        out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=x.shape[1])
+        return out, h_n, real
+
+    @property
+    def token_dim(self) -> int:
+        return self.gru.hidden_size * self.directions
+
+    def tokens(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out, _, real = self._run(x, mask, steps=True)
+        assert out is not None
+        return out, real
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        _, h_n, _ = self._run(x, mask)
         # h_n: (layers * directions, B, hidden) -> the last layer's states, (B, dirs * hidden)
-        last = h_n.view(self.layers, self.directions, x.shape[0], -1)[-1]
-        return self.out(self.dropout(last.transpose(0, 1).reshape(x.shape[0], -1)))
+        last = h_n.view(self.layers, self.directions, h_n.shape[1], -1)[-1]
+        return self.out(self.dropout(last.transpose(0, 1).reshape(h_n.shape[1], -1)))
 
 
 def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
@@ -220,13 +242,23 @@ class TransformerEncoder(Encoder):
             table = sinusoidal_positions(length, self.d_model)
         return table[:length].to(device=like.device, dtype=like.dtype)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def token_dim(self) -> int:
+        return self.d_model
+
+    def tokens(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last layer's states ``(B, T, d_model)``, zero at padded steps, and the mask."""
         x = self._as_input(x)
         real = _real_mask(x, mask)
         # Zero padded steps first: garbage there (even NaN) must not reach attention values.
         x = x.masked_fill(~real[..., None], 0.0)
         h = self.proj(x) + self._positions(x.shape[1], x)
         h = self.encoder(self.pos_dropout(h), src_key_padding_mask=~real)
-        h = h.masked_fill(~real[..., None], 0.0)
+        return h.masked_fill(~real[..., None], 0.0), real
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        h, real = self.tokens(x, mask)
         pooled = h.sum(1) / real.sum(1, keepdim=True).to(h.dtype)
         return self.out(pooled)
