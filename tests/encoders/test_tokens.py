@@ -81,7 +81,7 @@ def test_other_encoders_give_their_output_as_one_token() -> None:
     torch.testing.assert_close(tokens[:, 0], enc(x))
 
 
-def test_cnn_output_is_unchanged_by_the_split_into_map_and_pooling() -> None:
+def test_cnn_split_into_map_and_pooling_keeps_its_state_dict_keys() -> None:
     """The state dict of a cnn keeps its keys (runs saved before still load)."""
     enc = build_encoder("cnn", IMG, 5, channels=[4, 8], batchnorm=True)
     keys = set(enc.state_dict())

@@ -140,6 +140,7 @@ class _ConvNetEncoder(_FeatureMapEncoder):
     channels-last memory format when ``channels_last`` (same results)."""
 
     channels_last: bool
+    features: nn.Sequential
     mean: torch.Tensor | None
     std: torch.Tensor | None
 
@@ -164,6 +165,9 @@ class _ConvNetEncoder(_FeatureMapEncoder):
         if self.mean is not None and self.std is not None:
             x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self._input(x))
 
 
 class _CeilMaxPool(nn.Module):
@@ -265,9 +269,6 @@ class AlexNetEncoder(_ConvNetEncoder):
             self.pool = nn.AdaptiveAvgPool2d(1)
             self.head = nn.Sequential(nn.Flatten(), nn.Dropout(p), nn.Linear(c5, self.out_dim))
         self._use_memory_format()
-
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(self._input(x))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.pool(self.feature_map(x)))
@@ -371,9 +372,6 @@ class ResNet18Encoder(_ConvNetEncoder):
                 if isinstance(m, _BasicBlock):
                     nn.init.zeros_(m.bn2.weight)
         self._use_memory_format()
-
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(self._input(x))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.out(F.adaptive_avg_pool2d(self.feature_map(x), 1).flatten(1))
