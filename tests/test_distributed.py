@@ -114,3 +114,51 @@ def test_batch_statistics_and_augmentations_of_two_processes_equal_one():
     assert torch.allclose(both("augmented"), augmented, atol=1e-6)
     # exact: each rank's rows get their own random numbers
     assert not torch.equal(out[0]["augmented"], out[1]["augmented"])
+
+
+COMM_SPECS = {m: ("vector", (10,)) for m in ("x1", "x2")}
+
+
+def _comm_step(x: dict, rows: slice) -> tuple:
+    """One CoMM loss and backward on ``rows`` of ``x`` in float64 (same weights and random
+    numbers everywhere): the loss, the parameter gradients and the buffers."""
+    import mmfactor as mf
+    from mmfactor.data.batching import Batch
+    from mmfactor.data.dataset import ModalitySpec
+
+    specs = {m: ModalitySpec(m, kind, shape) for m, (kind, shape) in COMM_SPECS.items()}
+    torch.manual_seed(0)
+    model = mf.methods.build(
+        "comm", specs, embed_dim=16, width=16, heads=2, proj_hidden=32, proj_dim=8
+    ).double()
+    batch = Batch(
+        x={m: v[rows] for m, v in x.items()},
+        present={m: torch.ones(v[rows].shape[0], dtype=torch.bool) for m, v in x.items()},
+    )
+    torch.manual_seed(5)
+    loss = model.loss(batch).total
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    return loss.detach(), grads, dict(model.named_buffers())
+
+
+def _comm_worker(rank: int, x: dict) -> tuple:
+    return _comm_step(x, half(rank, 16))
+
+
+def test_comm_step_of_two_processes_equals_one():
+    """CoMM's step (augmentations, fusion, the head's batch norm over both processes' rows,
+    NT-Xent with gathered negatives), in float64: two gloo processes give one process's loss,
+    gradients (averaged, as data parallelism does) and batch-norm statistics."""
+    g = torch.Generator().manual_seed(1)
+    x = {m: torch.randn(16, 10, generator=g, dtype=torch.float64) for m in COMM_SPECS}
+    out = two_processes(_comm_worker, x)
+    loss, grads, buffers = _comm_step(x, slice(0, 16))
+    torch.testing.assert_close((out[0][0] + out[1][0]) / 2, loss, rtol=0, atol=1e-12)
+    assert grads.keys() == out[0][1].keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(
+            (out[0][1][name] + out[1][1][name]) / 2, grad, rtol=0, atol=1e-12
+        )
+    for name, value in buffers.items():
+        torch.testing.assert_close(out[0][2][name], value, rtol=0, atol=1e-12)

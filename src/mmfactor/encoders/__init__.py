@@ -80,10 +80,24 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    #: Attributes naming the modules that only :meth:`forward` uses, after the tokens.
+    output_layer_names: ClassVar[tuple[str, ...]] = ()
+
     @property
     def token_dim(self) -> int:
         """Width of the tokens of :meth:`tokens`."""
         return self.out_dim
+
+    def token_grid(self) -> tuple[int, int] | None:
+        """``(h, w)`` when the tokens are the pixels of an ``h x w`` map (row-major), else
+        ``None`` (their order is their position, or there is one token)."""
+        return None
+
+    def output_layers(self) -> list[nn.Module]:
+        """The modules that pool the tokens to the output (empty when :meth:`tokens` is the
+        output itself). A method that uses only :meth:`tokens` freezes them: they get no
+        gradient, which data-parallel training would otherwise wait for."""
+        return [getattr(self, name) for name in self.output_layer_names]
 
     def tokens(
         self, x: torch.Tensor, mask: torch.Tensor | None = None

@@ -5,7 +5,9 @@
 - :class:`ConcatFusion`: per-modality encoders, absent ones zeroed, then an MLP (MFM's
   default fusion);
 - :class:`MemoryFusion`: the Memory Fusion Network over aligned sequences (Zadeh et al.
-  2018, the fusion MFM's paper uses).
+  2018, the fusion MFM's paper uses);
+- :class:`TokenFusion`: CoMM's Transformer over every modality's tokens, with modalities
+  masked out of the attention (Dufumier et al. 2025).
 
 Example:
     >>> from mmfactor.data.dataset import ModalitySpec
@@ -27,9 +29,11 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from mmfactor.checks import check_int
 from mmfactor.data.batching import Batch, zero_missing
 from mmfactor.data.dataset import ModalitySpec
 from mmfactor.encoders.heads import MLPHead, mlp
+from mmfactor.encoders.sequence import sinusoidal_positions
 from mmfactor.errors import InputError
 
 
@@ -219,3 +223,109 @@ class MemoryFusion(nn.Module):
             any_real = torch.stack([r[:, t] for r in real.values()], 1).any(1, keepdim=True)
             u = torch.where(any_real, u_new, u)
         return self.out(torch.cat([*h.values(), u], 1))
+
+
+class TokenFusion(nn.Module):
+    """CoMM's fusion (Dufumier et al., ICLR 2025): every modality's tokens, each mapped by a
+    linear adapter to ``width`` (with fixed 2-D sine-cosine positions for the pixels of a
+    feature map, as CoMM's patch adapter), concatenated behind one learned CLS token, through
+    a pre-norm Transformer encoder; the output is the CLS token after a final LayerNorm.
+
+    A modality is left out of a fusion by masking its tokens out of the attention (the CLS
+    token always attends to itself), so the embeddings of several modality subsets come out
+    of one batched pass: ``forward(tokens, masks, subsets) -> (len(subsets), B, width)``.
+    CoMM drops the left-out tokens instead, which gives the same embedding, and in that path
+    forgets the padding masks of sequences; here they are kept. The initialisation is CoMM's
+    (CLIP's) scaled normal; the MLP uses ``GELU`` where CoMM uses CLIP's ``QuickGELU``
+    approximation of it.
+
+    Args:
+        token_dims: modality -> width of its tokens.
+        width: the fusion's width (CoMM: 512 on Trifeatures, 40 on MultiBench).
+        heads: attention heads (divides ``width``).
+        layers: Transformer layers.
+        grids: modality -> ``(h, w)`` for tokens that are a feature map's pixels.
+
+    Example:
+        >>> fusion = TokenFusion({"a": 6, "b": 4}, width=8, heads=2)
+        >>> tokens = {"a": torch.randn(3, 5, 6), "b": torch.randn(3, 1, 4)}
+        >>> fusion(tokens, {}, [("a",), ("b",), ("a", "b")]).shape
+        torch.Size([3, 3, 8])
+    """
+
+    def __init__(
+        self,
+        token_dims: Mapping[str, int],
+        width: int,
+        heads: int = 8,
+        layers: int = 1,
+        grids: Mapping[str, tuple[int, int]] | None = None,
+    ) -> None:
+        super().__init__()
+        check_int("TokenFusion", "width", width, minimum=1)
+        check_int("TokenFusion", "heads", heads, minimum=1)
+        check_int("TokenFusion", "layers", layers, minimum=1)
+        if width % heads:
+            raise InputError(f"TokenFusion: heads ({heads}) must divide width ({width})")
+        self.names = list(token_dims)
+        self.adapters = nn.ModuleDict({m: nn.Linear(d, width) for m, d in token_dims.items()})
+        for m, (h, w) in (grids or {}).items():
+            self.register_buffer(f"positions_{m}", grid_positions(h, w, width), persistent=False)
+        self.cls = nn.Parameter(torch.randn(1, 1, width))
+        layer = nn.TransformerEncoderLayer(
+            width, heads, 4 * width, dropout=0.0, activation="gelu", batch_first=True,
+            norm_first=True,
+        )  # fmt: skip
+        self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        attn_std, fc_std = width**-0.5, (2 * width) ** -0.5
+        proj_std = attn_std * (2 * layers) ** -0.5
+        for block in self.transformer.layers:
+            nn.init.normal_(block.self_attn.in_proj_weight, std=attn_std)
+            nn.init.normal_(block.self_attn.out_proj.weight, std=proj_std)
+            nn.init.normal_(block.linear1.weight, std=fc_std)
+            nn.init.normal_(block.linear2.weight, std=proj_std)
+
+    def forward(
+        self,
+        tokens: Mapping[str, torch.Tensor],
+        masks: Mapping[str, torch.Tensor | None],
+        subsets: list[tuple[str, ...]],
+    ) -> torch.Tensor:
+        """``tokens[m]`` ``(B, T_m, d_m)``, ``masks[m]`` ``(B, T_m)`` bool (True: a real token;
+        absent or None: all real), one fusion per modality subset: ``(K, B, width)``."""
+        parts, real, member = [], [], []
+        for m in self.names:
+            t = self.adapters[m](tokens[m])
+            if (pos := getattr(self, f"positions_{m}", None)) is not None:
+                t = t + pos.to(t.dtype)
+            parts.append(t)
+            mask = masks.get(m)
+            real.append(
+                torch.ones(t.shape[:2], dtype=torch.bool, device=t.device) if mask is None else mask
+            )
+            member.append(
+                torch.tensor([m in s for s in subsets], device=t.device)[:, None].expand(
+                    -1, t.shape[1]
+                )
+            )
+        x = torch.cat(parts, 1)  # (B, T, width)
+        keep = torch.cat(real, 1)[None] & torch.cat(member, 1)[:, None]  # (K, B, T)
+        k, b, t = keep.shape
+        cls = self.cls.to(x.dtype).expand(k * b, 1, -1)
+        x = torch.cat([cls, x.expand(k, -1, -1, -1).reshape(k * b, t, -1)], 1)
+        ignore = torch.cat([keep.new_zeros(k * b, 1), ~keep.reshape(k * b, t)], 1)
+        # Left-out tokens are zeroed too: attention ignores them, and NaN there stays out.
+        x = x.masked_fill(ignore[..., None], 0.0)
+        out = self.norm(self.transformer(x, src_key_padding_mask=ignore)[:, 0])
+        return out.reshape(k, b, -1)
+
+
+def grid_positions(h: int, w: int, dim: int) -> torch.Tensor:
+    """Fixed 2-D sine-cosine positions ``(h * w, dim)`` of a row-major ``h x w`` map: half
+    the channels the row's 1-D sinusoidal code, half the column's (as MoCo v3 and CoMM)."""
+    rows = sinusoidal_positions(h, dim // 2)
+    cols = sinusoidal_positions(w, dim - dim // 2)
+    return torch.cat([rows[:, None].expand(h, w, -1), cols[None].expand(h, w, -1)], 2).reshape(
+        h * w, dim
+    )

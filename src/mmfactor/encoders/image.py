@@ -35,6 +35,7 @@ class _FeatureMapEncoder(Encoder):
     (:meth:`feature_map`); its pixels are the tokens (``T = h * w``, ``token_dim = C``)."""
 
     kinds = ("image",)
+    output_layer_names = ("out",)
     feature_channels: int
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,6 +49,19 @@ class _FeatureMapEncoder(Encoder):
         self, x: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, None]:
         return self.feature_map(x).flatten(2).transpose(1, 2), None
+
+    def token_grid(self) -> tuple[int, int]:
+        # The map's size depends on the image size only: one eval-mode pass of one blank
+        # image (eval mode, so no batch-norm statistics move).
+        was_training = self.training
+        p = next(self.parameters())
+        with torch.no_grad():
+            self.eval()
+            fmap = self.feature_map(
+                torch.zeros(1, *self.spec.shape, dtype=p.dtype, device=p.device)
+            )
+            self.train(was_training)
+        return int(fmap.shape[2]), int(fmap.shape[3])
 
 
 @register_encoder("cnn")
@@ -224,6 +238,8 @@ class AlexNetEncoder(_ConvNetEncoder):
         >>> enc(torch.randn(4, 3, 32, 32)).shape
         torch.Size([4, 64])
     """
+
+    output_layer_names = ("head",)
 
     def __init__(
         self,

@@ -69,6 +69,7 @@ class GRUEncoder(Encoder):
     """
 
     kinds = ("sequence",)
+    output_layer_names = ("out",)
 
     def __init__(
         self,
@@ -180,6 +181,7 @@ class TransformerEncoder(Encoder):
     """
 
     kinds = ("sequence",)
+    output_layer_names = ("out",)
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """Loss modules shared by the methods."""
 
-from mmfactor.losses.contrastive import InfoNCELoss, SupConLoss
+from mmfactor.losses.contrastive import InfoNCELoss, NTXentLoss, SupConLoss
 from mmfactor.losses.disentangle import CMD, SoftOrthogonality
 from mmfactor.losses.mmd import MMDPrior, gaussian_kernel
 
@@ -8,6 +8,7 @@ __all__ = [
     "CMD",
     "InfoNCELoss",
     "MMDPrior",
+    "NTXentLoss",
     "SoftOrthogonality",
     "SupConLoss",
     "gaussian_kernel",

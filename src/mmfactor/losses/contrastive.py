@@ -78,3 +78,23 @@ class SupConLoss(nn.Module):
         n_pos = positive.sum(1).clamp_min(1)
         mean_log_prob_pos = log_prob.masked_fill(~positive, 0.0).sum(1) / n_pos
         return -mean_log_prob_pos.mean()
+
+
+class NTXentLoss(nn.Module):
+    """SimCLR's NT-Xent (Chen et al., ICML 2020) between two views ``a``, ``b`` ``(B, d)``:
+    each of the 2B embeddings has its pair as the positive and the other 2B - 2 embeddings of
+    both views as negatives, over the global batch; L2-normalised, temperature tau. It is
+    :class:`SupConLoss` with every sample its own class. CoMM's loss is made of it.
+
+    Example:
+        >>> float(NTXentLoss(0.1)(torch.randn(8, 4), torch.randn(8, 4))) > 0
+        True
+    """
+
+    def __init__(self, temperature: float = 0.1) -> None:
+        super().__init__()
+        self.supcon = SupConLoss(temperature)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        # Global row numbers as labels: distinct on every process.
+        return self.supcon(torch.stack([a, b], 1), local_rows(a.shape[0], a.device))

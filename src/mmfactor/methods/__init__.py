@@ -6,6 +6,7 @@
 from mmfactor.methods import (  # noqa: F401  (registers)
     cca,
     clip,
+    comm,
     cross_self,
     dcca,
     factorcl,
