@@ -30,6 +30,7 @@ DDP_CASES = {
     # (weights 2.8e-4 apart after 2 epochs; 1.8e-6 at lr 0.001); one step in float64 is exact
     # (tests/test_distributed.py::test_comm_step_of_two_processes_equals_one).
     "comm": ["train.optimizer=sgd", "train.lr=0.001"],
+    "infmasking": ["train.optimizer=sgd", "train.lr=0.001"],  # as comm
     "supcon": SGD,
     "supervised": [*SGD, "method.dropout=0.0"],
     "dcca": SGD,

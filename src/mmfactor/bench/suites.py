@@ -83,7 +83,7 @@ TRIFEATURES_EPOCHS = 10
 FRONTIER_METHODS = ("clip", "cross-self", "factorcl-ssl", "factorcl-sup", "supervised")
 #: The other methods that run on two image modalities, for ``--methods`` (cca and dcca, which
 #: correlate pixels, are left out): out of the default to keep the suite in its budget.
-FRONTIER_EXTRA_METHODS = ("comm", "supcon", "mfm", "mird", "mucmm", "misa")
+FRONTIER_EXTRA_METHODS = ("comm", "infmasking", "supcon", "mfm", "mird", "mucmm", "misa")
 #: av-digits' targets in ``paper`` and ``frontier``: the digit (shared by both modalities), the
 #: speaker (audio only), the image's ink (image only) and their XOR-style synergy.
 AV_DIGITS_TARGETS = ("digit", "speaker", "ink", "synergy")

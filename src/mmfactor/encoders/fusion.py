@@ -260,6 +260,7 @@ class TokenFusion(nn.Module):
         heads: int = 8,
         layers: int = 1,
         grids: Mapping[str, tuple[int, int]] | None = None,
+        mask_token: bool = False,
     ) -> None:
         super().__init__()
         check_int("TokenFusion", "width", width, minimum=1)
@@ -272,6 +273,12 @@ class TokenFusion(nn.Module):
         for m, (h, w) in (grids or {}).items():
             self.register_buffer(f"positions_{m}", grid_positions(h, w, width), persistent=False)
         self.cls = nn.Parameter(torch.randn(1, 1, width))
+        # InfMasking's learned token in place of a masked one (truncated normal, std 0.02).
+        self.mask_token = (
+            nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, 1, width), std=0.02))
+            if mask_token
+            else None
+        )
         layer = nn.TransformerEncoderLayer(
             width, heads, 4 * width, dropout=0.0, activation="gelu", batch_first=True,
             norm_first=True,
@@ -291,9 +298,14 @@ class TokenFusion(nn.Module):
         tokens: Mapping[str, torch.Tensor],
         masks: Mapping[str, torch.Tensor | None],
         subsets: list[tuple[str, ...]],
+        replaced: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``tokens[m]`` ``(B, T_m, d_m)``, ``masks[m]`` ``(B, T_m)`` bool (True: a real token;
-        absent or None: all real), one fusion per modality subset: ``(K, B, width)``."""
+        absent or None: all real), one fusion per modality subset: ``(K, B, width)``.
+
+        ``replaced`` ``(K, B, T)`` bool, over the concatenated tokens in modality order: True
+        where fusion k sees the learned mask token instead of the token (built with
+        ``mask_token=True``)."""
         parts, real, member = [], [], []
         for m in self.names:
             t = self.adapters[m](tokens[m])
@@ -313,7 +325,12 @@ class TokenFusion(nn.Module):
         keep = torch.cat(real, 1)[None] & torch.cat(member, 1)[:, None]  # (K, B, T)
         k, b, t = keep.shape
         cls = self.cls.to(x.dtype).expand(k * b, 1, -1)
-        x = torch.cat([cls, x.expand(k, -1, -1, -1).reshape(k * b, t, -1)], 1)
+        x = x.expand(k, -1, -1, -1)
+        if replaced is not None:
+            if self.mask_token is None:
+                raise InputError("TokenFusion: replacing tokens needs mask_token=True")
+            x = torch.where(replaced[..., None], self.mask_token.to(x.dtype), x)
+        x = torch.cat([cls, x.reshape(k * b, t, -1)], 1)
         ignore = torch.cat([keep.new_zeros(k * b, 1), ~keep.reshape(k * b, t)], 1)
         # Left-out tokens are zeroed too: attention ignores them, and NaN there stays out.
         x = x.masked_fill(ignore[..., None], 0.0)

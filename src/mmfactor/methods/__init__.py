@@ -10,6 +10,7 @@ from mmfactor.methods import (  # noqa: F401  (registers)
     cross_self,
     dcca,
     factorcl,
+    infmasking,
     mfm,
     mird,
     misa,

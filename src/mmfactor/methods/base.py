@@ -239,6 +239,11 @@ class Method(nn.Module):
     def loss(self, batch: Batch) -> Loss:
         raise NotImplementedError
 
+    def set_progress(self, epoch: int, max_epochs: int) -> None:
+        """Called by the training engine at the start of every training epoch (``epoch``
+        counts from 0, of ``max_epochs``), for objectives that follow a schedule
+        (InfMasking's ramp of the masking strength); by default nothing."""
+
     def fit_closed_form(self, batches: Iterable[Batch]) -> None:
         """Closed-form fitting on the train split's batches (methods with ``closed_form``)."""
         raise NotImplementedError(f"{self.name} has no closed-form fit")

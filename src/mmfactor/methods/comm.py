@@ -26,7 +26,7 @@ free of, the shared part. A modality absent from a row is masked out of that row
 
 from __future__ import annotations
 
-from typing import cast
+from typing import ClassVar, cast
 
 import torch
 from torch import nn
@@ -67,6 +67,9 @@ class CoMM(Method):
         ['x1', 'x2', 'all']
     """
 
+    #: Whether the fusion has a learned token for masked tokens (InfMasking's).
+    masks_tokens: ClassVar[bool] = False
+
     def __init__(
         self,
         modalities,
@@ -93,6 +96,7 @@ class CoMM(Method):
             heads,
             layers,
             grids={m: g for m, e in encoders.items() if (g := e.token_grid()) is not None},
+            mask_token=self.masks_tokens,
         )
         self.head = nn.Sequential(
             nn.Linear(width, proj_hidden), GlobalBatchNorm1d(proj_hidden), nn.ReLU(),
@@ -104,15 +108,22 @@ class CoMM(Method):
         self.fusion_names = [*self.modality_names, ALL]
         self.subsets = [(m,) for m in self.modality_names] + [tuple(self.modality_names)]
 
-    def fuse(self, batch: Batch) -> torch.Tensor:
-        """The M + 1 fused embeddings ``(M + 1, B, width)``, in :attr:`fusion_names` order."""
+    def modality_tokens(
+        self, batch: Batch
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Every modality's tokens ``(B, T_m, d_m)`` and mask ``(B, T_m)`` (an absent
+        modality's tokens are masked out)."""
         tokens, masks = {}, {}
         for m in self.modality_names:
             encoder = cast(Encoder, self.encoders[m])
             tokens[m], real = encoder.tokens(batch.x[m], batch.mask.get(m))
-            present = batch.present[m][:, None]  # an absent modality's tokens are left out
+            present = batch.present[m][:, None]
             masks[m] = present.expand(tokens[m].shape[:2]) if real is None else real & present
-        return self.fusion(tokens, masks, self.subsets)
+        return tokens, masks
+
+    def fuse(self, batch: Batch) -> torch.Tensor:
+        """The M + 1 fused embeddings ``(M + 1, B, width)``, in :attr:`fusion_names` order."""
+        return self.fusion(*self.modality_tokens(batch), self.subsets)
 
     def encode(self, batch: Batch) -> Factors:
         z = dict(zip(self.fusion_names, self.fuse(batch), strict=True))
@@ -122,11 +133,17 @@ class CoMM(Method):
         # One head call per fusion, as the paper: batch-norm statistics per embedding kind.
         return [self.head(z) for z in fused]
 
-    def loss(self, batch: Batch) -> Loss:
-        z1 = self.project(self.fuse(augmented(batch, self.augment)))
-        z2 = self.project(self.fuse(augmented(batch, self.augment)))
-        ntxent = {
+    def ntxent_terms(
+        self, z1: list[torch.Tensor], z2: list[torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """CoMM's M + 1 terms, each fusion of one augmentation against the other's full one."""
+        return {
             f"ntxent_{name}": (self.ntxent(z1[i], z2[-1]) + self.ntxent(z2[i], z1[-1])) / 2
             for i, name in enumerate(self.fusion_names)
         }
+
+    def loss(self, batch: Batch) -> Loss:
+        z1 = self.project(self.fuse(augmented(batch, self.augment)))
+        z2 = self.project(self.fuse(augmented(batch, self.augment)))
+        ntxent = self.ntxent_terms(z1, z2)
         return Loss(torch.stack(list(ntxent.values())).mean(), ntxent)

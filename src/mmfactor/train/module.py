@@ -247,6 +247,7 @@ class LitMethod(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._epoch_skipped = 0
+        self.method.set_progress(self.current_epoch, int(self.trainer.max_epochs or 1))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["skipped_steps"] = self.skipped_steps
