@@ -14,15 +14,13 @@ AlexNet at width 0.125, small stem, 32 px).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from throughput import step_cost  # this script's folder is on sys.path
 
 import mmfactor as mf
 from mmfactor.config import dataset_family
 from mmfactor.data.batching import make_loader
-from mmfactor.optim import build_optimizer
 
 DATA_OPTIONS = {"trifeatures": {"size": 32, "n": 512}, "av-digits": {}}
 
@@ -33,21 +31,8 @@ def cost(name: str, data: mf.MultimodalDataset, batch_size: int, steps: int) -> 
     torch.manual_seed(0)
     model = mf.methods.build(name, data.modalities, **options)
     batch = next(iter(make_loader(data, data.indices("train"), batch_size)))
-    opt = build_optimizer("adam", model.parameters(), lr=3e-4)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        model.loss(batch).total.backward()
-        opt.step()
-
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step()
-    step()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch_size * steps / (time.perf_counter() - t0), float(counter.get_total_flops())
+    seconds, flops = step_cost(model, batch, steps, lr=3e-4)
+    return batch_size / seconds, flops
 
 
 def main() -> None:
